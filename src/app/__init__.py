@@ -1,0 +1,71 @@
+"""An async Flask microblog, served over ASGI. ``create_app`` builds everything."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from .bridge import ASGIApp, AsyncFlask
+from .config import Settings
+from .database import db
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask:
+    """Build the Flask app from ``settings`` (default: read from the environment)."""
+    settings = settings or Settings()
+    app = AsyncFlask(__name__, instance_path=str(settings.instance_path))
+    app.config.from_mapping(_flask_config(settings), **overrides)
+    _configure_logging(app)
+
+    db.init_app(app, settings)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from . import api, auth, cli, health, main
+    from .errors import register_error_handlers
+
+    csrf.exempt(api.bp)  # the API takes bearer tokens, never cookies
+    app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+    cli.register_commands(app)
+    return app
+
+
+def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
+    """The app wrapped for an ASGI server such as uvicorn."""
+    return ASGIApp(create_app(settings))
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return {
+        "SECRET_KEY": secret,
+        "SETTINGS": settings,
+        "MAX_CONTENT_LENGTH": settings.max_content_length,
+        "TOKEN_LIFETIME_HOURS": settings.token_lifetime_hours,
+        "READINESS_TIMEOUT": settings.readiness_timeout,
+        "POSTS_PER_PAGE": 20,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.is_production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": settings.is_production,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "TESTING": settings.app_env == "test",
+    }
+
+
+def _configure_logging(app: AsyncFlask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")

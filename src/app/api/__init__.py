@@ -1,0 +1,7 @@
+"""The JSON API under /api: bearer tokens, problem+json errors, an OpenAPI 3.1 document."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+from . import openapi, posts, tokens, users  # noqa: E402, F401  (they register their routes)

@@ -1,0 +1,130 @@
+"""The OpenAPI 3.1 document, built from the ``@operation`` contracts of the API's routes."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, json
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from . import bp
+from .contract import Operation
+
+_PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>\w+)>")
+_CONVERTER_SCHEMAS = {"int": {"type": "integer", "minimum": 0}, None: {"type": "string"}}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "basic": {"type": "http", "scheme": "basic"},
+}
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """This document."""
+    return Response(_document_json(current_app._get_current_object()),  # type: ignore[attr-defined]
+                    mimetype="application/json")
+
+
+@cache
+def _document_json(app: Flask) -> str:
+    return json.dumps(build_document(app))
+
+
+def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
+    """(path, method, contract) for every API route that has an ``@operation`` contract."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        contract = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if contract is None:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((rule.rule, method.lower(), contract))
+    return routes
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    routes = documented_routes(app)
+    models = _models(op for _, _, op in routes)
+    _, schemas = models_json_schema(
+        [(model, "validation" if _is_request(model, routes) else "serialization")
+         for model in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, method, contract in routes:
+        path = _PATH_PARAMETER.sub(r"{\g<name>}", rule)
+        paths.setdefault(path, {})[method] = _operation(rule, contract)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Microblog API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {}),
+                       "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _models(contracts: Any) -> list[type[BaseModel]]:
+    seen: dict[str, type[BaseModel]] = {}
+    for contract in contracts:
+        for model in (contract.body, contract.query, *contract.responses.values()):
+            if model is not None:
+                seen[model.__name__] = model
+    return list(seen.values())
+
+
+def _is_request(model: type[BaseModel], routes: list[tuple[str, str, Operation]]) -> bool:
+    return any(model in (op.body, op.query) for _, _, op in routes)
+
+
+def _operation(rule: str, contract: Operation) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "summary": contract.summary,
+        "tags": list(contract.tags),
+        "parameters": _path_parameters(rule) + _query_parameters(contract.query),
+        "responses": {
+            str(status): _response(status, model) for status, model in contract.responses.items()
+        },
+    }
+    if contract.body is not None:
+        document["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(contract.body)}},
+        }
+    if contract.auth is not None:
+        document["security"] = [{contract.auth: []}]
+    return document
+
+
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
+    return [
+        {"name": match["name"], "in": "path", "required": True,
+         "schema": _CONVERTER_SCHEMAS.get(match["converter"], {"type": "string"})}
+        for match in _PATH_PARAMETER.finditer(rule)
+    ]
+
+
+def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": field_schema}
+        for name, field_schema in schema["properties"].items()
+    ]
+
+
+def _response(status: int, model: type[BaseModel] | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if model is not None:
+        media = "application/problem+json" if model.__name__ == "Problem" else "application/json"
+        response["content"] = {media: {"schema": _ref(model)}}
+    return response
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}

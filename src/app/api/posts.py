@@ -1,0 +1,75 @@
+"""API: list, read, write and delete posts."""
+
+from __future__ import annotations
+
+from flask import Response, url_for
+
+from ..database import db
+from ..store.posts import (
+    NotAuthor,
+    PostView,
+    create_post,
+    delete_post,
+    find_post,
+    select_posts_after,
+)
+from ..store.tokens import TokenUser
+from . import bp
+from .contract import operation
+from .problems import APIProblem
+from .responses import json_response, no_content
+from .schemas import PageQuery, PostCreate, PostPage, PostPublic, Problem, encode_cursor
+
+
+def post_page(posts: list[PostView], limit: int) -> PostPage:
+    """The page of the first ``limit`` posts; ``posts`` holds one more if a next page exists."""
+    items = posts[:limit]
+    next_cursor = encode_cursor(items[-1].id) if len(posts) > limit else None
+    return PostPage.model_validate({"items": items, "next_cursor": next_cursor},
+                                   from_attributes=True)
+
+
+@bp.get("/posts")
+@operation(query=PageQuery, responses={200: PostPage, 422: Problem}, tag="posts")
+async def list_posts(query: PageQuery) -> Response:
+    """Everyone's posts, newest first, a page at a time."""
+    async with db.connect() as conn:
+        posts = await select_posts_after(conn, limit=query.limit + 1, before=query.before)
+    return json_response(post_page(posts, query.limit))
+
+
+@bp.post("/posts")
+@operation(auth="bearer", body=PostCreate,
+           responses={201: PostPublic, 401: Problem, 422: Problem}, tag="posts")
+async def write_post(user: TokenUser, body: PostCreate) -> Response:
+    """Write a post as the token's user."""
+    async with db.connect() as conn:
+        post = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+    location = url_for("api.get_post", post_id=post.id)
+    return json_response(PostPublic.model_validate(post), 201, {"Location": location})
+
+
+@bp.get("/posts/<int:post_id>")
+@operation(responses={200: PostPublic, 404: Problem}, tag="posts")
+async def get_post(post_id: int) -> Response:
+    """One post."""
+    async with db.connect() as conn:
+        post = await find_post(conn, post_id)
+    if post is None:
+        raise APIProblem(404, "No post has that id.")
+    return json_response(PostPublic.model_validate(post))
+
+
+@bp.delete("/posts/<int:post_id>")
+@operation(auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem},
+           tag="posts")
+async def remove_post(user: TokenUser, post_id: int) -> Response:
+    """Delete one of your own posts."""
+    try:
+        async with db.connect() as conn:
+            deleted = await delete_post(conn, post_id=post_id, author_id=user.id)
+    except NotAuthor:
+        raise APIProblem(403, "Only its author can delete a post.") from None
+    if not deleted:
+        raise APIProblem(404, "No post has that id.")
+    return no_content()

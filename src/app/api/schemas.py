@@ -1,0 +1,121 @@
+"""Request and response schemas of the API. They validate requests and make the OpenAPI doc."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from ..models import EMAIL_MAX, POST_BODY_MAX, USERNAME_MAX
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_]+$"
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+Username = Annotated[
+    str, StringConstraints(min_length=3, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN)
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UserCreate(_Request):
+    username: Username
+    email: Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
+    password: Annotated[
+        str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX,
+                               strip_whitespace=False)
+    ]
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase_email(cls, value: str) -> str:
+        return value.lower()
+
+
+class PostCreate(_Request):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=POST_BODY_MAX)]
+
+
+def encode_cursor(post_id: int) -> str:
+    return base64.urlsafe_b64encode(str(post_id).encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        post_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValueError("not a cursor this API returned") from None
+    if post_id < 1:
+        raise ValueError("not a cursor this API returned")
+    return post_id
+
+
+class PageQuery(BaseModel):
+    """``?limit=N&cursor=C``: page size, and where the previous page ended."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=32)
+
+    @field_validator("cursor")
+    @classmethod
+    def _check_cursor(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_cursor(value)
+        return value
+
+    @property
+    def before(self) -> int | None:
+        return decode_cursor(self.cursor) if self.cursor is not None else None
+
+
+class UserPublic(BaseModel):
+    username: str
+    created_at: datetime
+    post_count: int
+
+
+class TokenIssued(BaseModel):
+    token: str
+    expires_at: datetime
+
+
+class PostPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    body: str
+    author: str
+    created_at: datetime
+
+
+class PostPage(BaseModel):
+    items: list[PostPublic]
+    next_cursor: str | None
+
+
+class ProblemField(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    in_: str = Field(alias="in")
+    field: str | None
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemField] | None = None
+
+

@@ -1,0 +1,48 @@
+"""API: trade HTTP Basic credentials for a bearer token, and revoke it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Response, current_app, request
+
+from ..database import db
+from ..passwords import verify_password
+from ..store.tokens import issue_token, revoke_token
+from ..store.users import find_user_by_username
+from . import bp
+from .contract import operation
+from .problems import APIProblem
+from .responses import json_response, no_content
+from .schemas import Problem, TokenIssued
+
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="api"'}
+
+
+@bp.post("/tokens")
+@operation(auth="basic", responses={201: TokenIssued, 401: Problem}, tag="tokens")
+async def create_token() -> Response:
+    """Get a bearer token for a username and password sent as HTTP Basic credentials."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        raise APIProblem(401, "Send a username and password with HTTP Basic authentication.",
+                         headers=BASIC_CHALLENGE)
+    async with db.connect() as conn:
+        user = await find_user_by_username(conn, credentials.username or "")
+        password_hash = user.password_hash if user is not None else None
+        if not await verify_password(password_hash, credentials.password or ""):
+            raise APIProblem(401, "Wrong username or password.", headers=BASIC_CHALLENGE)
+        lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
+        token, expires_at = await issue_token(conn, user.id, lifetime)  # type: ignore[union-attr]
+    return json_response(TokenIssued(token=token, expires_at=expires_at), 201)
+
+
+@bp.delete("/tokens")
+@operation(auth="bearer", responses={204: None, 401: Problem}, tag="tokens")
+async def delete_token(user: object) -> Response:
+    """Revoke the bearer token this request carries."""
+    credentials = request.authorization
+    async with db.connect() as conn:
+        await revoke_token(conn, credentials.token)  # type: ignore[union-attr,arg-type]
+    return no_content()
+

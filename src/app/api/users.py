@@ -1,0 +1,64 @@
+"""API: register a user, read a user, list a user's posts."""
+
+from __future__ import annotations
+
+from flask import Response, url_for
+
+from ..database import db
+from ..passwords import hash_password
+from ..store.posts import select_posts_after
+from ..store.users import (
+    EmailTaken,
+    UsernameTaken,
+    create_user,
+    find_profile,
+    find_user_by_username,
+)
+from . import bp
+from .contract import operation
+from .posts import post_page
+from .problems import APIProblem
+from .responses import json_response
+from .schemas import PageQuery, PostPage, Problem, UserCreate, UserPublic
+
+
+@bp.post("/users")
+@operation(body=UserCreate, responses={201: UserPublic, 409: Problem, 422: Problem}, tag="users")
+async def register(body: UserCreate) -> Response:
+    """Register a new user."""
+    password_hash = await hash_password(body.password)
+    try:
+        async with db.connect() as conn:
+            profile = await create_user(conn, username=body.username, email=body.email,
+                                        password_hash=password_hash)
+    except UsernameTaken:
+        raise APIProblem(409, "That username is taken.") from None
+    except EmailTaken:
+        raise APIProblem(409, "That email address is already registered.") from None
+    location = url_for("api.get_user", username=profile.username)
+    return json_response(UserPublic.model_validate(profile, from_attributes=True), 201,
+                         {"Location": location})
+
+
+@bp.get("/users/<username>")
+@operation(responses={200: UserPublic, 404: Problem}, tag="users")
+async def get_user(username: str) -> Response:
+    """A user's public profile, with its post count."""
+    async with db.connect() as conn:
+        profile = await find_profile(conn, username)
+    if profile is None:
+        raise APIProblem(404, "No user has that username.")
+    return json_response(UserPublic.model_validate(profile, from_attributes=True))
+
+
+@bp.get("/users/<username>/posts")
+@operation(query=PageQuery, responses={200: PostPage, 404: Problem, 422: Problem}, tag="users")
+async def list_user_posts(username: str, query: PageQuery) -> Response:
+    """A user's posts, newest first, a page at a time."""
+    async with db.connect() as conn:
+        user = await find_user_by_username(conn, username)
+        if user is None:
+            raise APIProblem(404, "No user has that username.")
+        posts = await select_posts_after(conn, limit=query.limit + 1, before=query.before,
+                                         author_id=user.id)
+    return json_response(post_page(posts, query.limit))

@@ -1,0 +1,71 @@
+"""Register, sign in and sign out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from ..database import db
+from ..passwords import hash_password, verify_password
+from ..store.users import EmailTaken, UsernameTaken, create_user, find_user_by_username
+from . import bp
+from .forms import LoginForm, RegistrationForm
+from .sessions import SessionUser
+
+LOGIN_FAILED = "Wrong username or password."
+
+
+@bp.route("/register", methods=["GET", "POST"])
+async def register() -> Response | str:
+    form = RegistrationForm()
+    if form.validate_on_submit():
+        try:
+            async with db.connect() as conn:
+                await create_user(conn, username=form.username.data,
+                                  email=form.email.data.lower(),
+                                  password_hash=await hash_password(form.password.data))
+        except UsernameTaken:
+            form.username.errors.append("That username is taken.")
+        except EmailTaken:
+            form.email.errors.append("That email address is already registered.")
+        else:
+            flash("Welcome! You can sign in now.")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/register.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+async def login() -> Response | str:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        async with db.connect() as conn:
+            user = await find_user_by_username(conn, form.username.data)
+        password_hash = user.password_hash if user is not None else None
+        if await verify_password(password_hash, form.password.data):
+            session.permanent = True
+            login_user(SessionUser(user.id, user.username))  # type: ignore[union-attr]
+            return redirect(local_path_or(request.args.get("next"), url_for("main.index")))
+        form.form_errors.append(LOGIN_FAILED)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+async def logout() -> Response:
+    logout_user()
+    flash("You are signed out.")
+    return redirect(url_for("main.index"))
+
+
+def local_path_or(target: str | None, fallback: str) -> str:
+    """``target`` if it is a path on this site, else ``fallback`` (no open redirects)."""
+    if not target or "\\" in target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target

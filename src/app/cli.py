@@ -1,0 +1,63 @@
+"""``flask seed``: fill the database with demo users and posts."""
+
+from __future__ import annotations
+
+import random
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import func, insert, select
+
+from .bridge import AsyncFlask
+from .database import db
+from .models import Post, User
+from .passwords import hash_password
+
+BATCH = 2_000
+WORDS = ("async flask greenlet uvicorn postgres sqlite alembic keyset cursor pool latency "
+         "throughput request response template session token coffee morning release deploy "
+         "review merge index query migration").split()
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(seed)
+
+
+@click.command()
+@click.option("--users", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--posts", default=200, show_default=True, type=click.IntRange(min=0))
+@click.option("--password", default="password", show_default=True,
+              help="The password every demo user gets.")
+def seed(users: int, posts: int, password: str) -> None:
+    """Add demo users (demoN) and posts spread among them."""
+    app: AsyncFlask = current_app._get_current_object()  # type: ignore[attr-defined]
+    user_ids = app.run_coroutine(insert_demo_users(users, password))
+    with click.progressbar(length=posts, label="posts") as bar:
+        for start in range(0, posts, BATCH):
+            size = min(BATCH, posts - start)
+            app.run_coroutine(insert_demo_posts(user_ids, size))
+            bar.update(size)
+    click.echo(f"Added {users} users (password {password!r}) and {posts} posts.")
+
+
+async def insert_demo_users(count: int, password: str) -> list[int]:
+    password_hash = await hash_password(password)
+    async with db.begin() as conn:
+        first = (await conn.scalar(select(func.coalesce(func.max(User.id), 0)))) + 1
+        rows = [
+            {"username": f"demo{n}", "email": f"demo{n}@example.com",
+             "password_hash": password_hash}
+            for n in range(first, first + count)
+        ]
+        result = await conn.execute(insert(User).returning(User.id), rows)
+        return list(result.scalars())
+
+
+async def insert_demo_posts(user_ids: list[int], count: int) -> None:
+    rows = [
+        {"author_id": random.choice(user_ids),  # noqa: S311 (demo data, not security)
+         "body": " ".join(random.choices(WORDS, k=random.randint(3, 24)))}  # noqa: S311
+        for _ in range(count)
+    ]
+    async with db.begin() as conn:
+        await conn.execute(insert(Post), rows)

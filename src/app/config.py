@@ -1,0 +1,118 @@
+"""Settings read once from the environment, and the DATABASE_URL normaliser."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
+
+# libpq spellings that PaaS providers put in DATABASE_URL, and what asyncpg calls them.
+_LIBPQ_TO_ASYNCPG = {"sslmode": "ssl", "connect_timeout": "timeout"}
+_ASYNCPG_QUERY_KEYS = frozenset(
+    {"ssl", "timeout", "target_session_attrs", "prepared_statement_cache_size"}
+)
+_IGNORED_LIBPQ_KEYS = frozenset({"channel_binding", "gssencmode", "fallback_application_name"})
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a configuration the app can safely start with."""
+
+
+def normalize_database_url(raw: str) -> str:
+    """Turn a DATABASE_URL as PaaS providers and people write it into an async SQLAlchemy URL."""
+    parts = urlsplit(raw.strip())
+    scheme = parts.scheme.lower()
+    if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg",
+                  "postgresql+psycopg2"}:
+        return urlunsplit(parts._replace(scheme="postgresql+asyncpg",
+                                         query=_asyncpg_query(parts.query)))
+    if scheme in {"sqlite", "sqlite+aiosqlite"}:
+        # urlunsplit would drop the empty host of sqlite:///path, so swap the scheme as text.
+        return "sqlite+aiosqlite:" + raw.strip().split(":", 1)[1]
+    raise ConfigurationError(
+        f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgresql:// or sqlite:///"
+    )
+
+
+def _asyncpg_query(query: str) -> str:
+    translated = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        key = _LIBPQ_TO_ASYNCPG.get(key, key)
+        if key in _IGNORED_LIBPQ_KEYS:
+            continue
+        if key not in _ASYNCPG_QUERY_KEYS:
+            raise ConfigurationError(f"DATABASE_URL parameter {key!r} is not supported by asyncpg")
+        translated.append((key, value))
+    return urlencode(translated)
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ***, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Settings(BaseSettings):
+    """Everything the app reads from its environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_env: Literal["development", "test", "production"] = "development"
+    secret_key: SecretStr | None = None
+    instance_path: Path = Field(default_factory=lambda: Path.cwd() / "instance")
+    database_url: str = ""
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    token_lifetime_hours: int = Field(default=24, ge=1)
+    max_content_length: int = Field(default=64 * 1024, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return normalize_database_url(value) if value else ""
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_refuse_unsafe_production(self) -> Settings:
+        if self.app_env == "production":
+            _require_production_secrets(self)
+        if not self.database_url:
+            sqlite_file = self.instance_path / "microblog.sqlite3"
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{sqlite_file}")
+        if self.secret_key is None:
+            # Sessions of a development server do not survive its restart; that is the price of
+            # never shipping a fallback secret that production could pick up.
+            object.__setattr__(self, "secret_key", SecretStr(secrets.token_urlsafe(32)))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _require_production_secrets(settings: Settings) -> None:
+    key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in PLACEHOLDER_SECRETS:
+        raise ConfigurationError(
+            f"APP_ENV=production needs SECRET_KEY set to a random string of at least "
+            f"{MIN_SECRET_KEY_LENGTH} characters, e.g. python -c 'import secrets; "
+            f"print(secrets.token_urlsafe(48))'"
+        )
+    if not settings.database_url:
+        raise ConfigurationError("APP_ENV=production needs DATABASE_URL")

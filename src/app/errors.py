@@ -1,0 +1,39 @@
+"""Every error answer comes from here: problem+json under /api, an HTML page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .api.problems import APIProblem, problem_response
+
+log = logging.getLogger(__name__)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(APIProblem, _api_problem)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _wants_problem_json() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _api_problem(error: APIProblem) -> Response:
+    return error.to_response()
+
+
+def _http_error(error: HTTPException) -> Response | tuple[str, int]:
+    status = error.code or 500
+    if _wants_problem_json():
+        headers = {k: v for k, v in error.get_headers() if k.lower() in {"allow", "retry-after"}}
+        return problem_response(status, error.description, headers=headers)
+    return render_template("error.html", error=error), status
+
+
+def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _http_error(InternalServerError())

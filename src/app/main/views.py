@@ -1,0 +1,57 @@
+"""Everyone's posts, one user's posts, and writing a post."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from .. import login_manager
+from ..database import db
+from ..store.posts import create_post, select_posts_page
+from ..store.users import find_user_by_username
+from . import bp
+from .forms import PostForm
+
+
+def requested_page() -> int:
+    """The ``?page=N`` number (from 1); anything else is a 404."""
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        abort(404)
+    return int(raw)
+
+
+@bp.route("/", methods=["GET", "POST"])
+async def index() -> Response | str:
+    form = PostForm()
+    if request.method == "POST" and not current_user.is_authenticated:
+        return login_manager.unauthorized()  # type: ignore[no-any-return]
+    if form.validate_on_submit():
+        async with db.connect() as conn:
+            await create_post(conn, author_id=current_user.id, author=current_user.username,
+                              body=form.body.data)
+        flash("Your post is live.")
+        return redirect(url_for("main.index"))
+    return await _render_posts("index.html", form=form)
+
+
+@bp.get("/user/<username>")
+async def user_posts(username: str) -> str:
+    async with db.connect() as conn:
+        user = await find_user_by_username(conn, username)
+    if user is None:
+        abort(404)
+    return await _render_posts("user.html", author=user)
+
+
+async def _render_posts(template: str, **context: object) -> str:
+    page = requested_page()
+    author = context.get("author")
+    async with db.connect() as conn:
+        posts, has_older = await select_posts_page(
+            conn, page=page, per_page=current_app.config["POSTS_PER_PAGE"],
+            author_id=getattr(author, "id", None))
+    if page > 1 and not posts:
+        abort(404)
+    return render_template(template, posts=posts, page=page, has_older=has_older, **context)

@@ -1,0 +1,103 @@
+"""Posts: newest-first pages (by keyset for the API, by page number for HTML), create, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, Select, bindparam, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..models import Post, User
+
+
+class NotAuthor(Exception):
+    """The post exists but belongs to someone else."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    id: int
+    body: str
+    author: str
+    created_at: datetime
+
+
+def _newest(*conditions: object) -> Select:
+    return (
+        select(Post.id, Post.body, User.username.label("author"), Post.created_at)
+        .join(User, User.id == Post.author_id)
+        .where(*conditions)  # type: ignore[arg-type]
+        .order_by(Post.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+# Built once: SQLAlchemy then finds their compiled SQL in its cache on every request.
+_by_id = _newest(Post.id == bindparam("post_id"))
+_newest_first = _newest()
+_newest_before = _newest(Post.id < bindparam("before"))
+_authors_newest = _newest(Post.author_id == bindparam("author_id"))
+_authors_newest_before = _newest(
+    Post.author_id == bindparam("author_id"), Post.id < bindparam("before")
+)
+_newest_page = _newest().offset(bindparam("offset"))
+_authors_newest_page = _newest(Post.author_id == bindparam("author_id")).offset(
+    bindparam("offset")
+)
+_author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
+
+
+def _views(rows: list[Row]) -> list[PostView]:
+    return [PostView(*row) for row in rows]
+
+
+async def find_post(conn: AsyncConnection, post_id: int) -> PostView | None:
+    row = (await conn.execute(_by_id, {"post_id": post_id, "limit": 1})).first()
+    return PostView(*row) if row is not None else None
+
+
+async def select_posts_after(
+    conn: AsyncConnection, *, limit: int, before: int | None = None, author_id: int | None = None
+) -> list[PostView]:
+    """Up to ``limit`` posts, newest first, older than the post ``before`` if given."""
+    params = {"limit": limit, "before": before, "author_id": author_id}
+    if author_id is None:
+        statement = _newest_first if before is None else _newest_before
+    else:
+        statement = _authors_newest if before is None else _authors_newest_before
+    return _views(list(await conn.execute(statement, params)))
+
+
+async def select_posts_page(
+    conn: AsyncConnection, *, page: int, per_page: int, author_id: int | None = None
+) -> tuple[list[PostView], bool]:
+    """Page ``page`` (from 1) of posts, newest first, and whether an older page exists."""
+    params = {"limit": per_page + 1, "offset": (page - 1) * per_page, "author_id": author_id}
+    statement = _newest_page if author_id is None else _authors_newest_page
+    posts = _views(list(await conn.execute(statement, params)))
+    return posts[:per_page], len(posts) > per_page
+
+
+async def create_post(conn: AsyncConnection, *, author_id: int, author: str, body: str) -> PostView:
+    """Insert a post by ``author_id`` (whose username is ``author``) and return it."""
+    statement = (
+        insert(Post).values(body=body, author_id=author_id).returning(Post.id, Post.created_at)
+    )
+    row = (await conn.execute(statement)).one()
+    return PostView(row.id, body, author, row.created_at)
+
+
+async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) -> bool:
+    """Delete the post if ``author_id`` wrote it: True if deleted, False if there is no such
+    post; ``NotAuthor`` if someone else wrote it."""
+    statement = (
+        delete(Post)
+        .where(Post.id == post_id, Post.author_id == author_id)
+        .returning(Post.id)
+    )
+    if (await conn.execute(statement)).first() is not None:
+        return True
+    if await conn.scalar(_author_of, {"post_id": post_id}) is not None:
+        raise NotAuthor(post_id)
+    return False

@@ -1,0 +1,81 @@
+"""Users: create, find, and the public profile with its post count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..models import Post, User
+
+
+class UsernameTaken(Exception):
+    """Another user already has this username."""
+
+
+class EmailTaken(Exception):
+    """Another user already has this email address."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    username: str
+    created_at: datetime
+    post_count: int
+
+
+_by_username = select(User.id, User.username, User.password_hash, User.created_at).where(
+    User.username == bindparam("username")
+)
+_by_id = select(User.id, User.username).where(User.id == bindparam("user_id"))
+_profile = (
+    select(
+        User.username,
+        User.created_at,
+        select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
+    )
+    .where(User.username == bindparam("username"))
+)
+
+
+async def create_user(
+    conn: AsyncConnection, *, username: str, email: str, password_hash: str
+) -> Profile:
+    """Insert a user; raise ``UsernameTaken`` or ``EmailTaken`` if either is in use."""
+    await _refuse_taken(conn, username=username, email=email)
+    statement = (
+        insert(User)
+        .values(username=username, email=email, password_hash=password_hash)
+        .returning(User.username, User.created_at)
+    )
+    try:
+        row = (await conn.execute(statement)).one()
+    except IntegrityError:
+        # Lost a race with a concurrent registration: say which field is now taken.
+        await _refuse_taken(conn, username=username, email=email)
+        raise
+    return Profile(row.username, row.created_at, 0)
+
+
+async def _refuse_taken(conn: AsyncConnection, *, username: str, email: str) -> None:
+    if await conn.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UsernameTaken(username)
+    if await conn.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken(email)
+
+
+async def find_user_by_username(conn: AsyncConnection, username: str) -> Row | None:
+    """The user's id, username, password hash and created_at, or None."""
+    return (await conn.execute(_by_username, {"username": username})).first()
+
+
+async def find_user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
+    return (await conn.execute(_by_id, {"user_id": user_id})).first()
+
+
+async def find_profile(conn: AsyncConnection, username: str) -> Profile | None:
+    row = (await conn.execute(_profile, {"username": username})).first()
+    return Profile(*row) if row is not None else None
