@@ -18,8 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _created_at() -> sa.Column:
-    return sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                     nullable=False)
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    )
 
 
 def upgrade() -> None:
@@ -40,8 +41,9 @@ def upgrade() -> None:
         sa.Column("body", sa.String(length=280), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         _created_at(),
-        sa.ForeignKeyConstraint(["author_id"], ["users.id"],
-                                name=op.f("fk_posts_author_id_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
     op.create_index("ix_posts_author_id_id", "posts", ["author_id", "id"])
@@ -52,8 +54,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         _created_at(),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"],
-                                name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_tokens_token_hash")),
     )

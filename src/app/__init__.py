@@ -67,5 +67,6 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
 
 def _configure_logging(app: AsyncFlask) -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

@@ -27,7 +27,7 @@ from flask import Flask
 from greenlet import getcurrent, greenlet
 
 T = TypeVar("T")
-ServingHook = Callable[[], Awaitable[None]]
+ServingHook = Callable[[], Coroutine[Any, Any, None]]
 
 
 class _RequestGreenlet(greenlet):
@@ -67,8 +67,9 @@ class EventLoopThread:
     def __init__(self, on_start: ServingHook, on_stop: ServingHook) -> None:
         self._on_start, self._on_stop = on_start, on_stop
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="flask-event-loop")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="flask-event-loop"
+        )
         self._thread.start()
         self.run(self._on_start())
 
@@ -122,9 +123,7 @@ class AsyncFlask(Flask):
             for hook in reversed(self._after_serving):
                 await hook()
 
-    def async_to_sync(
-        self, func: Callable[..., Coroutine[Any, Any, Any]]
-    ) -> Callable[..., Any]:
+    def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
         def call_and_await(*args: Any, **kwargs: Any) -> Any:
             if in_request_greenlet():
                 return await_from_greenlet(func(*args, **kwargs))
@@ -208,8 +207,9 @@ class ASGIApp:
         environ = wsgi_environ(scope, body)
         response = _Response()
         await run_in_greenlet(self._respond, environ, response)
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": response.headers})
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
         await send({"type": "http.response.body", "body": response.body})
 
     def _respond(self, environ: dict[str, Any], response: _Response) -> None:

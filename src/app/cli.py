@@ -6,6 +6,7 @@ import random
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
 from .bridge import AsyncFlask
@@ -14,9 +15,11 @@ from .models import Post, User
 from .passwords import hash_password
 
 BATCH = 2_000
-WORDS = ("async flask greenlet uvicorn postgres sqlite alembic keyset cursor pool latency "
-         "throughput request response template session token coffee morning release deploy "
-         "review merge index query migration").split()
+WORDS = (
+    "async flask greenlet uvicorn postgres sqlite alembic keyset cursor pool latency "
+    "throughput request response template session token coffee morning release deploy "
+    "review merge index query migration"
+).split()
 
 
 def register_commands(app: Flask) -> None:
@@ -26,8 +29,10 @@ def register_commands(app: Flask) -> None:
 @click.command()
 @click.option("--users", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--posts", default=200, show_default=True, type=click.IntRange(min=0))
-@click.option("--password", default="password", show_default=True,
-              help="The password every demo user gets.")
+@click.option(
+    "--password", default="password", show_default=True, help="The password every demo user gets."
+)
+@with_appcontext
 def seed(users: int, posts: int, password: str) -> None:
     """Add demo users (demoN) and posts spread among them."""
     app: AsyncFlask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -45,8 +50,11 @@ async def insert_demo_users(count: int, password: str) -> list[int]:
     async with db.begin() as conn:
         first = (await conn.scalar(select(func.coalesce(func.max(User.id), 0)))) + 1
         rows = [
-            {"username": f"demo{n}", "email": f"demo{n}@example.com",
-             "password_hash": password_hash}
+            {
+                "username": f"demo{n}",
+                "email": f"demo{n}@example.com",
+                "password_hash": password_hash,
+            }
             for n in range(first, first + count)
         ]
         result = await conn.execute(insert(User).returning(User.id), rows)
@@ -55,8 +63,10 @@ async def insert_demo_users(count: int, password: str) -> list[int]:
 
 async def insert_demo_posts(user_ids: list[int], count: int) -> None:
     rows = [
-        {"author_id": random.choice(user_ids),  # noqa: S311 (demo data, not security)
-         "body": " ".join(random.choices(WORDS, k=random.randint(3, 24)))}  # noqa: S311
+        {
+            "author_id": random.choice(user_ids),
+            "body": " ".join(random.choices(WORDS, k=random.randint(3, 24))),
+        }
         for _ in range(count)
     ]
     async with db.begin() as conn:

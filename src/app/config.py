@@ -29,10 +29,16 @@ def normalize_database_url(raw: str) -> str:
     """Turn a DATABASE_URL as PaaS providers and people write it into an async SQLAlchemy URL."""
     parts = urlsplit(raw.strip())
     scheme = parts.scheme.lower()
-    if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg",
-                  "postgresql+psycopg2"}:
-        return urlunsplit(parts._replace(scheme="postgresql+asyncpg",
-                                         query=_asyncpg_query(parts.query)))
+    if scheme in {
+        "postgres",
+        "postgresql",
+        "postgresql+asyncpg",
+        "postgresql+psycopg",
+        "postgresql+psycopg2",
+    }:
+        return urlunsplit(
+            parts._replace(scheme="postgresql+asyncpg", query=_asyncpg_query(parts.query))
+        )
     if scheme in {"sqlite", "sqlite+aiosqlite"}:
         # urlunsplit would drop the empty host of sqlite:///path, so swap the scheme as text.
         return "sqlite+aiosqlite:" + raw.strip().split(":", 1)[1]

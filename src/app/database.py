@@ -100,8 +100,10 @@ class _Engines:
 
     def started(self) -> _StartedEngines:
         if self.engine is None:
-            raise RuntimeError("the database is not started: serve the app through its ASGI "
-                               "lifespan, or call it from sync code via app.run_coroutine()")
+            raise RuntimeError(
+                "the database is not started: serve the app through its ASGI "
+                "lifespan, or call it from sync code via app.run_coroutine()"
+            )
         return self  # type: ignore[return-value]
 
 

@@ -17,8 +17,9 @@ async def hash_password(password: str) -> str:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """True if ``password`` matches; an unknown user (``None``) costs the same time as a miss."""
-    return await asyncio.to_thread(_verify, password_hash or _dummy_hash(), password,
-                                   password_hash is not None)
+    return await asyncio.to_thread(
+        _verify, password_hash or _dummy_hash(), password, password_hash is not None
+    )
 
 
 def _verify(password_hash: str, password: str, is_real: bool) -> bool:

@@ -71,8 +71,9 @@ async def bearer_user() -> TokenUser:
     async with db.connect() as conn:
         user = await find_token_user(conn, credentials.token)
     if user is None:
-        raise APIProblem(401, "The bearer token is invalid or has expired.",
-                         headers=BEARER_CHALLENGE)
+        raise APIProblem(
+            401, "The bearer token is invalid or has expired.", headers=BEARER_CHALLENGE
+        )
     return user
 
 

@@ -25,8 +25,10 @@ SECURITY_SCHEMES = {
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """This document."""
-    return Response(_document_json(current_app._get_current_object()),  # type: ignore[attr-defined]
-                    mimetype="application/json")
+    return Response(
+        _document_json(current_app._get_current_object()),  # type: ignore[attr-defined]
+        mimetype="application/json",
+    )
 
 
 @cache
@@ -50,8 +52,10 @@ def build_document(app: Flask) -> dict[str, Any]:
     routes = documented_routes(app)
     models = _models(op for _, _, op in routes)
     _, schemas = models_json_schema(
-        [(model, "validation" if _is_request(model, routes) else "serialization")
-         for model in models],
+        [
+            (model, "validation" if _is_request(model, routes) else "serialization")
+            for model in models
+        ],
         ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict[str, Any]] = {}
@@ -62,8 +66,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Microblog API", "version": "1.0.0"},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {}),
-                       "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": schemas.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -101,8 +104,12 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
 
 def _path_parameters(rule: str) -> list[dict[str, Any]]:
     return [
-        {"name": match["name"], "in": "path", "required": True,
-         "schema": _CONVERTER_SCHEMAS.get(match["converter"], {"type": "string"})}
+        {
+            "name": match["name"],
+            "in": "path",
+            "required": True,
+            "schema": _CONVERTER_SCHEMAS.get(match["converter"], {"type": "string"}),
+        }
         for match in _PATH_PARAMETER.finditer(rule)
     ]
 

@@ -25,8 +25,9 @@ def post_page(posts: list[PostView], limit: int) -> PostPage:
     """The page of the first ``limit`` posts; ``posts`` holds one more if a next page exists."""
     items = posts[:limit]
     next_cursor = encode_cursor(items[-1].id) if len(posts) > limit else None
-    return PostPage.model_validate({"items": items, "next_cursor": next_cursor},
-                                   from_attributes=True)
+    return PostPage.model_validate(
+        {"items": items, "next_cursor": next_cursor}, from_attributes=True
+    )
 
 
 @bp.get("/posts")
@@ -39,8 +40,12 @@ async def list_posts(query: PageQuery) -> Response:
 
 
 @bp.post("/posts")
-@operation(auth="bearer", body=PostCreate,
-           responses={201: PostPublic, 401: Problem, 422: Problem}, tag="posts")
+@operation(
+    auth="bearer",
+    body=PostCreate,
+    responses={201: PostPublic, 401: Problem, 422: Problem},
+    tag="posts",
+)
 async def write_post(user: TokenUser, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
@@ -61,8 +66,9 @@ async def get_post(post_id: int) -> Response:
 
 
 @bp.delete("/posts/<int:post_id>")
-@operation(auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem},
-           tag="posts")
+@operation(
+    auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
+)
 async def remove_post(user: TokenUser, post_id: int) -> Response:
     """Delete one of your own posts."""
     try:

@@ -28,8 +28,7 @@ class APIProblem(Exception):
         self.headers = dict(headers or {})
 
     def to_response(self) -> Response:
-        return problem_response(self.status, self.detail, errors=self.errors,
-                                headers=self.headers)
+        return problem_response(self.status, self.detail, errors=self.errors, headers=self.headers)
 
 
 def problem_response(

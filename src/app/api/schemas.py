@@ -27,8 +27,8 @@ class UserCreate(_Request):
     username: Username
     email: Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
     password: Annotated[
-        str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX,
-                               strip_whitespace=False)
+        str,
+        StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, strip_whitespace=False),
     ]
 
     @field_validator("email")
@@ -117,5 +117,3 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     errors: list[ProblemField] | None = None
-
-

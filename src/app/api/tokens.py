@@ -25,8 +25,11 @@ async def create_token() -> Response:
     """Get a bearer token for a username and password sent as HTTP Basic credentials."""
     credentials = request.authorization
     if credentials is None or credentials.type != "basic":
-        raise APIProblem(401, "Send a username and password with HTTP Basic authentication.",
-                         headers=BASIC_CHALLENGE)
+        raise APIProblem(
+            401,
+            "Send a username and password with HTTP Basic authentication.",
+            headers=BASIC_CHALLENGE,
+        )
     async with db.connect() as conn:
         user = await find_user_by_username(conn, credentials.username or "")
         password_hash = user.password_hash if user is not None else None
@@ -45,4 +48,3 @@ async def delete_token(user: object) -> Response:
     async with db.connect() as conn:
         await revoke_token(conn, credentials.token)  # type: ignore[union-attr,arg-type]
     return no_content()
-

@@ -29,15 +29,17 @@ async def register(body: UserCreate) -> Response:
     password_hash = await hash_password(body.password)
     try:
         async with db.connect() as conn:
-            profile = await create_user(conn, username=body.username, email=body.email,
-                                        password_hash=password_hash)
+            profile = await create_user(
+                conn, username=body.username, email=body.email, password_hash=password_hash
+            )
     except UsernameTaken:
         raise APIProblem(409, "That username is taken.") from None
     except EmailTaken:
         raise APIProblem(409, "That email address is already registered.") from None
     location = url_for("api.get_user", username=profile.username)
-    return json_response(UserPublic.model_validate(profile, from_attributes=True), 201,
-                         {"Location": location})
+    return json_response(
+        UserPublic.model_validate(profile, from_attributes=True), 201, {"Location": location}
+    )
 
 
 @bp.get("/users/<username>")
@@ -59,6 +61,7 @@ async def list_user_posts(username: str, query: PageQuery) -> Response:
         user = await find_user_by_username(conn, username)
         if user is None:
             raise APIProblem(404, "No user has that username.")
-        posts = await select_posts_after(conn, limit=query.limit + 1, before=query.before,
-                                         author_id=user.id)
+        posts = await select_posts_after(
+            conn, limit=query.limit + 1, before=query.before, author_id=user.id
+        )
     return json_response(post_page(posts, query.limit))

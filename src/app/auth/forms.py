@@ -17,15 +17,27 @@ class LoginForm(FlaskForm):
 
 
 class RegistrationForm(FlaskForm):
-    username = StringField("Username", validators=[
-        DataRequired(), Length(min=3, max=USERNAME_MAX),
-        Regexp(USERNAME_PATTERN, message="Use letters, digits and underscores only."),
-    ])
+    username = StringField(
+        "Username",
+        validators=[
+            DataRequired(),
+            Length(min=3, max=USERNAME_MAX),
+            Regexp(USERNAME_PATTERN, message="Use letters, digits and underscores only."),
+        ],
+    )
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=EMAIL_MAX)])
-    password = PasswordField("Password", validators=[
-        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX),
-    ])
-    password_again = PasswordField("Repeat password", validators=[
-        DataRequired(), EqualTo("password", message="The passwords differ."),
-    ])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(min=PASSWORD_MIN, max=PASSWORD_MAX),
+        ],
+    )
+    password_again = PasswordField(
+        "Repeat password",
+        validators=[
+            DataRequired(),
+            EqualTo("password", message="The passwords differ."),
+        ],
+    )
     submit = SubmitField("Register")

@@ -24,9 +24,12 @@ async def register() -> Response | str:
     if form.validate_on_submit():
         try:
             async with db.connect() as conn:
-                await create_user(conn, username=form.username.data,
-                                  email=form.email.data.lower(),
-                                  password_hash=await hash_password(form.password.data))
+                await create_user(
+                    conn,
+                    username=form.username.data,
+                    email=form.email.data.lower(),
+                    password_hash=await hash_password(form.password.data),
+                )
         except UsernameTaken:
             form.username.errors.append("That username is taken.")
         except EmailTaken:

@@ -10,6 +10,9 @@ from ..models import POST_BODY_MAX
 
 
 class PostForm(FlaskForm):
-    body = TextAreaField("What's new?", filters=[lambda s: s.strip() if s else s],
-                         validators=[DataRequired(), Length(max=POST_BODY_MAX)])
+    body = TextAreaField(
+        "What's new?",
+        filters=[lambda s: s.strip() if s else s],
+        validators=[DataRequired(), Length(max=POST_BODY_MAX)],
+    )
     submit = SubmitField("Post")

@@ -29,8 +29,9 @@ async def index() -> Response | str:
         return login_manager.unauthorized()  # type: ignore[no-any-return]
     if form.validate_on_submit():
         async with db.connect() as conn:
-            await create_post(conn, author_id=current_user.id, author=current_user.username,
-                              body=form.body.data)
+            await create_post(
+                conn, author_id=current_user.id, author=current_user.username, body=form.body.data
+            )
         flash("Your post is live.")
         return redirect(url_for("main.index"))
     return await _render_posts("index.html", form=form)
@@ -50,8 +51,11 @@ async def _render_posts(template: str, **context: object) -> str:
     author = context.get("author")
     async with db.connect() as conn:
         posts, has_older = await select_posts_page(
-            conn, page=page, per_page=current_app.config["POSTS_PER_PAGE"],
-            author_id=getattr(author, "id", None))
+            conn,
+            page=page,
+            per_page=current_app.config["POSTS_PER_PAGE"],
+            author_id=getattr(author, "id", None),
+        )
     if page > 1 and not posts:
         abort(404)
     return render_template(template, posts=posts, page=page, has_older=has_older, **context)

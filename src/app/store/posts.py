@@ -42,9 +42,7 @@ _authors_newest_before = _newest(
     Post.author_id == bindparam("author_id"), Post.id < bindparam("before")
 )
 _newest_page = _newest().offset(bindparam("offset"))
-_authors_newest_page = _newest(Post.author_id == bindparam("author_id")).offset(
-    bindparam("offset")
-)
+_authors_newest_page = _newest(Post.author_id == bindparam("author_id")).offset(bindparam("offset"))
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
 
 
@@ -92,9 +90,7 @@ async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) ->
     """Delete the post if ``author_id`` wrote it: True if deleted, False if there is no such
     post; ``NotAuthor`` if someone else wrote it."""
     statement = (
-        delete(Post)
-        .where(Post.id == post_id, Post.author_id == author_id)
-        .returning(Post.id)
+        delete(Post).where(Post.id == post_id, Post.author_id == author_id).returning(Post.id)
     )
     if (await conn.execute(statement)).first() is not None:
         return True

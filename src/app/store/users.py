@@ -31,14 +31,11 @@ _by_username = select(User.id, User.username, User.password_hash, User.created_a
     User.username == bindparam("username")
 )
 _by_id = select(User.id, User.username).where(User.id == bindparam("user_id"))
-_profile = (
-    select(
-        User.username,
-        User.created_at,
-        select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
-    )
-    .where(User.username == bindparam("username"))
-)
+_profile = select(
+    User.username,
+    User.created_at,
+    select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
+).where(User.username == bindparam("username"))
 
 
 async def create_user(

@@ -1,0 +1,149 @@
+"""Fixtures: every test gets a fresh app on a fresh schema, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.bridge import ASGIApp, AsyncFlask
+from app.config import Settings, normalize_database_url
+from app.database import db
+from app.models import Base
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/microblog_test"
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-production-checks"
+PASSWORD = "correct horse battery"
+
+
+def postgres_url() -> str:
+    return normalize_database_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL))
+
+
+async def _ensure_postgres_database(url: str) -> None:
+    """Create the test database if it is missing (connecting through the maintenance db)."""
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+        timeout=5,
+    )
+    try:
+        exists = await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", parsed.database
+        )
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> str:
+    """The PostgreSQL test URL; CI fails without the server, elsewhere its tests are skipped."""
+    url = postgres_url()
+    try:
+        asyncio.run(_ensure_postgres_database(url))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        message = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc!r}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    return request.getfixturevalue("postgres_available")  # type: ignore[no-any-return]
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "db_pool_size": 20,
+        "db_max_overflow": 0,
+    }
+    return Settings(**(values | overrides))
+
+
+async def reset_schema(app: AsyncFlask) -> None:
+    """Drop and recreate every table, so no test sees another's rows."""
+    with app.app_context():
+        async with db.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await conn.run_sync(Base.metadata.create_all)
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[AsyncFlask]:
+    flask_app = create_app(make_settings(database_url))
+    flask_app.config["WTF_CSRF_ENABLED"] = True
+    await flask_app.startup()
+    await reset_schema(flask_app)
+    yield flask_app
+    await flask_app.shutdown()
+
+
+@pytest.fixture
+async def client(app: AsyncFlask) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=ASGIApp(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+class ApiUser:
+    """A registered user with a bearer token, for API tests."""
+
+    def __init__(self, username: str, token: str) -> None:
+        self.username, self.token = username, token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register_api_user(client: httpx.AsyncClient, username: str) -> ApiUser:
+    response = await client.post(
+        "/api/users",
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    response = await client.post("/api/tokens", auth=(username, PASSWORD))
+    assert response.status_code == 201, response.text
+    return ApiUser(username, response.json()["token"])
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> ApiUser:
+    return await register_api_user(client, "alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> ApiUser:
+    return await register_api_user(client, "bob")
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no CSRF token on the page"
+    return match.group(1)

@@ -1,0 +1,74 @@
+"""``flask seed`` and the sync (non-ASGI) paths: one private loop, no 'different loop' errors."""
+
+import asyncio
+
+from conftest import make_settings
+from sqlalchemy import func, select
+
+from app import create_app
+from app.database import db
+from app.models import Base, Post, User
+
+
+def fresh_app(database_url):
+    app = create_app(make_settings(database_url))
+
+    async def create_schema():
+        async with db.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+                await conn.exec_driver_sql("CREATE SCHEMA public")
+            await conn.run_sync(Base.metadata.create_all)
+
+    with app.app_context():
+        app.run_coroutine(create_schema())
+    return app
+
+
+async def count(model):
+    async with db.connect() as conn:
+        return await conn.scalar(select(func.count()).select_from(model))
+
+
+def test_seed_adds_users_and_posts_with_a_progress_bar(database_url):
+    app = fresh_app(database_url)
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "3", "--posts", "2500"])
+    assert result.exit_code == 0, result.output
+    assert "Added 3 users" in result.output
+    with app.app_context():
+        assert app.run_coroutine(count(User)) == 3
+        assert app.run_coroutine(count(Post)) == 2500
+    again = app.test_cli_runner().invoke(args=["seed", "--users", "2", "--posts", "0"])
+    assert again.exit_code == 0, again.output
+    with app.app_context():
+        assert app.run_coroutine(count(User)) == 5
+    app.stop_private_loop()
+
+
+def test_the_wsgi_path_serves_async_views_request_after_request(database_url):
+    """What ``flask run`` does: many requests, each on the app's one private loop."""
+    app = fresh_app(database_url)
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/api/posts").json == {"items": [], "next_cursor": None}
+    app.stop_private_loop()
+
+
+def test_the_wsgi_path_serves_concurrent_threads(database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = fresh_app(database_url)
+
+    def fetch(_):
+        return app.test_client().get("/api/posts").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(fetch, range(40))) == {200}
+    app.stop_private_loop()
+
+
+def test_no_event_loop_is_left_running_after_stop(database_url):
+    app = fresh_app(database_url)
+    app.stop_private_loop()
+    asyncio.run(asyncio.sleep(0))  # the main thread is free to run its own loop

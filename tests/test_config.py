@@ -1,0 +1,104 @@
+"""Settings: DATABASE_URL forms, and production refusing unsafe secrets."""
+
+import pytest
+
+from app.config import ConfigurationError, Settings, hide_password, normalize_database_url
+
+GOOD_SECRET = "x" * 48
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            "postgres://u:p@db.example.com:5432/app",
+            "postgresql+asyncpg://u:p@db.example.com:5432/app",
+        ),
+        ("postgresql://u:p@host/app", "postgresql+asyncpg://u:p@host/app"),
+        ("postgresql+asyncpg://u@host/app", "postgresql+asyncpg://u@host/app"),
+        ("postgresql+psycopg://u@host/app", "postgresql+asyncpg://u@host/app"),
+        (
+            "postgres://u:p@host/app?sslmode=require",
+            "postgresql+asyncpg://u:p@host/app?ssl=require",
+        ),
+        (
+            "postgresql://u@host/app?sslmode=verify-full&connect_timeout=10",
+            "postgresql+asyncpg://u@host/app?ssl=verify-full&timeout=10",
+        ),
+        (
+            "postgresql://u@host/app?sslmode=require&channel_binding=prefer",
+            "postgresql+asyncpg://u@host/app?ssl=require",
+        ),
+        ("sqlite:///relative.db", "sqlite+aiosqlite:///relative.db"),
+        ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("  postgres://u@host/app  ", "postgresql+asyncpg://u@host/app"),
+    ],
+)
+def test_database_urls_are_normalised_for_the_async_drivers(raw, expected):
+    assert normalize_database_url(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["mysql://u@host/app", "postgresql://u@h/app?sslcert=/x.pem"])
+def test_unsupported_database_urls_are_refused_with_a_reason(raw):
+    with pytest.raises(ConfigurationError):
+        normalize_database_url(raw)
+
+
+def test_password_is_hidden_in_logged_urls():
+    assert (
+        hide_password("postgresql+asyncpg://me:s3cret@h/db") == "postgresql+asyncpg://me:***@h/db"
+    )
+    assert hide_password("sqlite+aiosqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = Settings(instance_path=tmp_path)
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'microblog.sqlite3'}"
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    monkeypatch.setenv("DB_POOL_SIZE", "7")
+    settings = Settings()
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+    assert settings.db_pool_size == 7
+
+
+def test_development_generates_a_secret_when_none_is_set(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    first, second = Settings(app_env="development"), Settings(app_env="development")
+    assert first.secret_key is not None and len(first.secret_key.get_secret_value()) >= 32
+    assert first.secret_key != second.secret_key
+
+
+@pytest.mark.parametrize("secret", [None, "short", "changeme", "secret"])
+def test_production_refuses_to_start_without_a_real_secret(secret, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        Settings(app_env="production", secret_key=secret, database_url="postgres://u@h/db")
+
+
+def test_production_refuses_to_start_without_a_database_url(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        Settings(app_env="production", secret_key=GOOD_SECRET)
+
+
+def test_production_starts_with_its_secrets(monkeypatch):
+    settings = Settings(
+        app_env="production", secret_key=GOOD_SECRET, database_url="postgres://u@h/db"
+    )
+    assert settings.is_production
+
+
+def test_production_cookies_are_secure():
+    from app import create_app
+
+    app = create_app(
+        Settings(app_env="production", secret_key=GOOD_SECRET, database_url="postgres://u@h/db")
+    )
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

@@ -1,0 +1,87 @@
+"""The HTML pages: everyone's posts, a user's posts, the post form, page links."""
+
+import pytest
+from conftest import PASSWORD, csrf_token, register_api_user
+from test_auth import login, register
+
+
+async def seed_posts(client, count, username="alice"):
+    user = await register_api_user(client, username)
+    for n in range(count):
+        response = await client.post(
+            "/api/posts", json={"body": f"{username} post {n}"}, headers=user.auth
+        )
+        assert response.status_code == 201
+    return user
+
+
+async def test_the_home_page_lists_posts_newest_first_twenty_a_page(client):
+    await seed_posts(client, 25)
+    first = await client.get("/")
+    assert first.status_code == 200
+    assert first.text.count('class="post"') == 20
+    assert first.text.index("alice post 24") < first.text.index("alice post 5")
+    assert "alice post 4" not in first.text
+    assert 'href="/?page=2"' in first.text
+    second = await client.get("/", params={"page": 2})
+    assert second.text.count('class="post"') == 5 and "alice post 0" in second.text
+    assert 'href="/?page=1"' in second.text and "page=3" not in second.text
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "99"])
+async def test_bad_pages_are_404(client, page):
+    await seed_posts(client, 3)
+    assert (await client.get("/", params={"page": page})).status_code == 404
+
+
+async def test_a_user_page_shows_only_their_posts(client):
+    await seed_posts(client, 2, "alice")
+    await seed_posts(client, 1, "bob")
+    page = await client.get("/user/bob")
+    assert "bob post 0" in page.text and "alice post" not in page.text
+    assert (await client.get("/user/nobody")).status_code == 404
+
+
+async def test_a_signed_in_user_can_post_from_the_form(client):
+    await register(client)
+    await login(client)
+    home = await client.get("/")
+    assert "<textarea" in home.text
+    response = await client.post(
+        "/", data={"csrf_token": csrf_token(home.text), "body": "from the form"}
+    )
+    assert response.status_code == 302
+    assert "from the form" in (await client.get("/")).text
+    assert "from the form" in (await client.get("/user/erin")).text
+
+
+async def test_an_empty_post_shows_a_form_error_and_stores_nothing(client):
+    await register(client)
+    await login(client)
+    home = await client.get("/")
+    response = await client.post("/", data={"csrf_token": csrf_token(home.text), "body": "  "})
+    assert response.status_code == 200 and "This field is required." in response.text
+    assert "No posts yet." in response.text
+
+
+async def test_signed_out_visitors_see_no_form_and_cannot_post(client):
+    home = await client.get("/")
+    assert "<textarea" not in home.text
+    response = await client.post("/", data={"body": "anonymous"})
+    assert response.status_code in (302, 400)
+    assert "anonymous" not in (await client.get("/")).text
+
+
+async def test_signed_out_post_redirects_to_sign_in(client, app):
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = await client.post("/", data={"body": "anonymous"})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login")
+
+
+async def test_post_bodies_are_escaped(client):
+    user = await register_api_user(client, "alice")
+    await client.post("/api/posts", json={"body": "<script>alert(1)</script>"}, headers=user.auth)
+    page = await client.get("/")
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+    assert PASSWORD not in page.text
