@@ -1,0 +1,51 @@
+# Two commands for a fresh machine: `make run` and `make test`. Everything else builds on them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint bench bench-quick lock clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+run: install  ## serve on http://$(HOST):$(PORT), on SQLite unless DATABASE_URL says otherwise
+	$(BIN)/alembic upgrade head
+	$(BIN)/uvicorn asgi:app --host $(HOST) --port $(PORT)
+
+test: install  ## the whole suite, on SQLite and on PostgreSQL
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+$(VENV)/.bench-installed: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask and raw asyncpg
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environment
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,bench]'
+	{ echo "# Pinned versions of every dependency (runtime, dev and bench extras), resolved together."; \
+	  echo "# Regenerate with: make lock"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
