@@ -1,8 +1,13 @@
 """Every API error is problem+json, whatever went wrong; HTML pages get HTML."""
 
+import httpx
 import pytest
+from conftest import make_settings
 
+from app import create_app
 from app.api import bp as api_bp
+from app.bridge import ASGIApp
+from app.database import db
 
 
 @pytest.fixture
@@ -76,3 +81,21 @@ def test_the_api_never_uses_csrf_cookies_or_sessions(app):
     from app import csrf
 
     assert api_bp.name in {bp.name for bp in csrf._exempt_blueprints}
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_gets_a_503(database_url):
+    app = create_app(
+        make_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    )
+    await app.startup()
+    transport = httpx.ASGITransport(app=ASGIApp(app))
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    with app.app_context():
+        async with db.connect(), client:  # the test holds the only connection
+            api = await client.get("/api/posts")
+            page = await client.get("/")
+    await app.shutdown()
+    assert api.status_code == page.status_code == 503
+    assert api.headers["Content-Type"] == "application/problem+json"
+    assert api.headers["Retry-After"] == "1"
+    assert page.headers["Content-Type"].startswith("text/html")

@@ -28,7 +28,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     login_manager.init_app(app)
 
     from . import api, auth, cli, health, main
+    from .auth.sessions import BrowserSessionInterface
     from .errors import register_error_handlers
+
+    app.session_interface = BrowserSessionInterface()
 
     csrf.exempt(api.bp)  # the API takes bearer tokens, never cookies
     app.register_blueprint(api.bp)

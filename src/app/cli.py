@@ -48,7 +48,7 @@ def seed(users: int, posts: int, password: str) -> None:
 async def insert_demo_users(count: int, password: str) -> list[int]:
     password_hash = await hash_password(password)
     async with db.begin() as conn:
-        first = (await conn.scalar(select(func.coalesce(func.max(User.id), 0)))) + 1
+        first = (await conn.scalar(select(func.max(User.id))) or 0) + 1
         rows = [
             {
                 "username": f"demo{n}",

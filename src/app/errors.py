@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .api import API_PREFIX
 from .api.problems import APIProblem, problem_response
+from .database import DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +17,12 @@ log = logging.getLogger(__name__)
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIProblem, _api_problem)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DatabaseBusy, _database_busy)
     app.register_error_handler(Exception, _unexpected_error)
 
 
 def _wants_problem_json() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
 
 
 def _api_problem(error: APIProblem) -> Response:
@@ -32,6 +35,11 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int]:
         headers = {k: v for k, v in error.get_headers() if k.lower() in {"allow", "retry-after"}}
         return problem_response(status, error.description, headers=headers)
     return render_template("error.html", error=error), status
+
+
+def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int]:
+    log.warning("no database connection came free in %ss: answering 503", error.args[0])
+    return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
 
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from flask import Blueprint
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+API_PREFIX = "/api/"
+bp = Blueprint("api", __name__, url_prefix=API_PREFIX.rstrip("/"))
 
 from . import openapi, posts, tokens, users  # noqa: E402, F401  (they register their routes)

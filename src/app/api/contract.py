@@ -26,7 +26,7 @@ class Operation:
     """What the OpenAPI document says of one route."""
 
     summary: str
-    responses: Mapping[int, type[BaseModel] | None]
+    responses: Mapping[int, type | None]
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     auth: Auth | None = None
@@ -35,7 +35,7 @@ class Operation:
 
 def operation(
     *,
-    responses: Mapping[int, type[BaseModel] | None],
+    responses: Mapping[int, type | None],
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     auth: Auth | None = None,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, json
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from . import bp
 from .contract import Operation
@@ -50,14 +51,7 @@ def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
 
 def build_document(app: Flask) -> dict[str, Any]:
     routes = documented_routes(app)
-    models = _models(op for _, _, op in routes)
-    _, schemas = models_json_schema(
-        [
-            (model, "validation" if _is_request(model, routes) else "serialization")
-            for model in models
-        ],
-        ref_template="#/components/schemas/{model}",
-    )
+    schemas = _schemas(op for _, _, op in routes)
     paths: dict[str, dict[str, Any]] = {}
     for rule, method, contract in routes:
         path = _PATH_PARAMETER.sub(r"{\g<name>}", rule)
@@ -66,21 +60,25 @@ def build_document(app: Flask) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Microblog API", "version": "1.0.0"},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
-def _models(contracts: Any) -> list[type[BaseModel]]:
-    seen: dict[str, type[BaseModel]] = {}
+def _schemas(contracts: Iterable[Operation]) -> dict[str, Any]:
+    """JSON Schemas of every request (as validated) and response (as serialised) schema."""
+    inputs: dict[str, tuple[type, JsonSchemaMode]] = {}
     for contract in contracts:
-        for model in (contract.body, contract.query, *contract.responses.values()):
-            if model is not None:
-                seen[model.__name__] = model
-    return list(seen.values())
-
-
-def _is_request(model: type[BaseModel], routes: list[tuple[str, str, Operation]]) -> bool:
-    return any(model in (op.body, op.query) for _, _, op in routes)
+        for schema in (contract.body, contract.query):
+            if schema is not None:
+                inputs[schema.__name__] = (schema, "validation")
+        for schema in contract.responses.values():
+            if schema is not None:
+                inputs.setdefault(schema.__name__, (schema, "serialization"))
+    _, document = TypeAdapter.json_schemas(
+        [(name, mode, TypeAdapter(schema)) for name, (schema, mode) in inputs.items()],
+        ref_template="#/components/schemas/{model}",
+    )
+    return document.get("$defs", {})  # type: ignore[no-any-return]
 
 
 def _operation(rule: str, contract: Operation) -> dict[str, Any]:
@@ -125,7 +123,7 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _response(status: int, model: type[BaseModel] | None) -> dict[str, Any]:
+def _response(status: int, model: type | None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
     if model is not None:
         media = "application/problem+json" if model.__name__ == "Problem" else "application/json"
@@ -133,5 +131,5 @@ def _response(status: int, model: type[BaseModel] | None) -> dict[str, Any]:
     return response
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
+def _ref(model: type) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Response, url_for
+from sqlalchemy import Row
 
 from ..database import db
 from ..store.posts import (
     NotAuthor,
-    PostView,
     create_post,
     delete_post,
     find_post,
@@ -21,13 +23,11 @@ from .responses import json_response, no_content
 from .schemas import PageQuery, PostCreate, PostPage, PostPublic, Problem, encode_cursor
 
 
-def post_page(posts: list[PostView], limit: int) -> PostPage:
-    """The page of the first ``limit`` posts; ``posts`` holds one more if a next page exists."""
-    items = posts[:limit]
-    next_cursor = encode_cursor(items[-1].id) if len(posts) > limit else None
-    return PostPage.model_validate(
-        {"items": items, "next_cursor": next_cursor}, from_attributes=True
-    )
+def post_page(rows: Sequence[Row], limit: int) -> PostPage:
+    """The page of the first ``limit`` rows; ``rows`` holds one more if a next page exists."""
+    items = [PostPublic(*row) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return PostPage(items, next_cursor)
 
 
 @bp.get("/posts")
@@ -49,9 +49,10 @@ async def list_posts(query: PageQuery) -> Response:
 async def write_post(user: TokenUser, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
-        post = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+        row = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+    post = PostPublic(*row)
     location = url_for("api.get_post", post_id=post.id)
-    return json_response(PostPublic.model_validate(post), 201, {"Location": location})
+    return json_response(post, 201, {"Location": location})
 
 
 @bp.get("/posts/<int:post_id>")
@@ -62,7 +63,7 @@ async def get_post(post_id: int) -> Response:
         post = await find_post(conn, post_id)
     if post is None:
         raise APIProblem(404, "No post has that id.")
-    return json_response(PostPublic.model_validate(post))
+    return json_response(PostPublic(*post))
 
 
 @bp.delete("/posts/<int:post_id>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -75,45 +76,51 @@ class PageQuery(BaseModel):
         return decode_cursor(self.cursor) if self.cursor is not None else None
 
 
-class UserPublic(BaseModel):
+# Responses are plain dataclasses: pydantic-core serialises them to JSON in one pass, without
+# validating again what the database has just returned.
+
+
+@dataclass(frozen=True, slots=True)
+class UserPublic:
     username: str
     created_at: datetime
     post_count: int
 
 
-class TokenIssued(BaseModel):
+@dataclass(frozen=True, slots=True)
+class TokenIssued:
     token: str
     expires_at: datetime
 
 
-class PostPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+@dataclass(frozen=True, slots=True)
+class PostPublic:
     id: int
     body: str
     author: str
     created_at: datetime
 
 
-class PostPage(BaseModel):
+@dataclass(frozen=True, slots=True)
+class PostPage:
     items: list[PostPublic]
     next_cursor: str | None
 
 
-class ProblemField(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    in_: str = Field(alias="in")
+@dataclass(frozen=True, slots=True)
+class ProblemField:
+    in_: Annotated[str, Field(alias="in")]
     field: str | None
     message: str
     type: str
 
 
-class Problem(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Problem:
     """An RFC 9457 problem document."""
 
-    type: str = "about:blank"
     title: str
     status: int
+    type: str = "about:blank"
     detail: str | None = None
     errors: list[ProblemField] | None = None

@@ -37,9 +37,7 @@ async def register(body: UserCreate) -> Response:
     except EmailTaken:
         raise APIProblem(409, "That email address is already registered.") from None
     location = url_for("api.get_user", username=profile.username)
-    return json_response(
-        UserPublic.model_validate(profile, from_attributes=True), 201, {"Location": location}
-    )
+    return json_response(UserPublic(*profile), 201, {"Location": location})
 
 
 @bp.get("/users/<username>")
@@ -50,7 +48,7 @@ async def get_user(username: str) -> Response:
         profile = await find_profile(conn, username)
     if profile is None:
         raise APIProblem(404, "No user has that username.")
-    return json_response(UserPublic.model_validate(profile, from_attributes=True))
+    return json_response(UserPublic(*profile))
 
 
 @bp.get("/users/<username>/posts")

@@ -1,21 +1,33 @@
-"""Who is signed in: loaded from the database asynchronously before each browser request.
+"""Browser sessions: the signed cookie, and who is signed in.
 
-Flask-Login's ``user_loader`` is synchronous, so it only reads what the async hook loaded.
+The signed user is loaded from the database asynchronously before each browser request;
+Flask-Login's ``user_loader`` is synchronous, so it only reads what that hook loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g, request, session
+from flask import Flask, Request, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import UserMixin
 
 from .. import login_manager
+from ..api import API_PREFIX
 from ..database import db
 from ..store.users import find_user_by_id
 from . import bp
 
 NOT_BROWSER_BLUEPRINTS = frozenset({"api", "health"})
+
+
+class BrowserSessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions for pages; API requests get none, so cookies never reach it."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(API_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 @dataclass(frozen=True)

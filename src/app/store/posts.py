@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, Select, bindparam, delete, insert, select
@@ -15,17 +15,13 @@ class NotAuthor(Exception):
     """The post exists but belongs to someone else."""
 
 
-@dataclass(frozen=True, slots=True)
-class PostView:
-    id: int
-    body: str
-    author: str
-    created_at: datetime
+# Every read returns rows of these columns, in this order: (id, body, author, created_at).
+POST_COLUMNS = (Post.id, Post.body, User.username.label("author"), Post.created_at)
 
 
 def _newest(*conditions: object) -> Select:
     return (
-        select(Post.id, Post.body, User.username.label("author"), Post.created_at)
+        select(*POST_COLUMNS)
         .join(User, User.id == Post.author_id)
         .where(*conditions)  # type: ignore[arg-type]
         .order_by(Post.id.desc())
@@ -43,47 +39,47 @@ _authors_newest_before = _newest(
 )
 _newest_page = _newest().offset(bindparam("offset"))
 _authors_newest_page = _newest(Post.author_id == bindparam("author_id")).offset(bindparam("offset"))
+_insert = (
+    insert(Post)
+    .values(body=bindparam("body"), author_id=bindparam("author_id"))
+    .returning(Post.id, Post.created_at)
+)
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
 
 
-def _views(rows: list[Row]) -> list[PostView]:
-    return [PostView(*row) for row in rows]
-
-
-async def find_post(conn: AsyncConnection, post_id: int) -> PostView | None:
-    row = (await conn.execute(_by_id, {"post_id": post_id, "limit": 1})).first()
-    return PostView(*row) if row is not None else None
+async def find_post(conn: AsyncConnection, post_id: int) -> Row | None:
+    return (await conn.execute(_by_id, {"post_id": post_id, "limit": 1})).first()
 
 
 async def select_posts_after(
     conn: AsyncConnection, *, limit: int, before: int | None = None, author_id: int | None = None
-) -> list[PostView]:
+) -> Sequence[Row]:
     """Up to ``limit`` posts, newest first, older than the post ``before`` if given."""
     params = {"limit": limit, "before": before, "author_id": author_id}
     if author_id is None:
         statement = _newest_first if before is None else _newest_before
     else:
         statement = _authors_newest if before is None else _authors_newest_before
-    return _views(list(await conn.execute(statement, params)))
+    return (await conn.execute(statement, params)).all()
 
 
 async def select_posts_page(
     conn: AsyncConnection, *, page: int, per_page: int, author_id: int | None = None
-) -> tuple[list[PostView], bool]:
+) -> tuple[Sequence[Row], bool]:
     """Page ``page`` (from 1) of posts, newest first, and whether an older page exists."""
     params = {"limit": per_page + 1, "offset": (page - 1) * per_page, "author_id": author_id}
     statement = _newest_page if author_id is None else _authors_newest_page
-    posts = _views(list(await conn.execute(statement, params)))
+    posts = (await conn.execute(statement, params)).all()
     return posts[:per_page], len(posts) > per_page
 
 
-async def create_post(conn: AsyncConnection, *, author_id: int, author: str, body: str) -> PostView:
-    """Insert a post by ``author_id`` (whose username is ``author``) and return it."""
-    statement = (
-        insert(Post).values(body=body, author_id=author_id).returning(Post.id, Post.created_at)
-    )
-    row = (await conn.execute(statement)).one()
-    return PostView(row.id, body, author, row.created_at)
+async def create_post(
+    conn: AsyncConnection, *, author_id: int, author: str, body: str
+) -> tuple[int, str, str, datetime]:
+    """Insert a post by ``author_id`` (whose username is ``author``); return it as a read does."""
+    params = {"body": body, "author_id": author_id}
+    post_id, created_at = (await conn.execute(_insert, params)).one()
+    return post_id, body, author, created_at
 
 
 async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) -> bool:
