@@ -77,20 +77,13 @@ class Database:
             )
         return engine
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
+    def connect(self) -> _TurnConnection:
         """A pooled connection in autocommit mode: each statement is its own transaction.
 
         Reads and single-statement writes need nothing more, and skip the BEGIN and ROLLBACK
         round trips that a transaction would add to every request.
         """
-        slot = _slot()
-        await slot.wait_for_turn()
-        try:
-            async with self.engine.connect() as conn:
-                yield conn
-        finally:
-            slot.turns.release()
+        return _TurnConnection(_slot(), self.engine)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -131,6 +124,31 @@ class _EngineSlot:
                 await self.turns.acquire()
         except TimeoutError:
             raise DatabaseBusy(self.settings.db_pool_timeout) from None
+
+
+class _TurnConnection:
+    """``async with``: wait for a turn, then hold a pooled connection until the block ends."""
+
+    __slots__ = ("_conn", "_engine", "_slot")
+
+    def __init__(self, slot: _EngineSlot, engine: AsyncEngine) -> None:
+        self._slot, self._engine = slot, engine
+
+    async def __aenter__(self) -> AsyncConnection:
+        await self._slot.wait_for_turn()
+        try:
+            self._conn = await self._engine.connect().start()
+        except BaseException:
+            self._slot.turns.release()
+            raise
+        return self._conn
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            # Shielded so that a cancelled request still hands its connection back to the pool.
+            await asyncio.shield(self._conn.close())
+        finally:
+            self._slot.turns.release()
 
 
 class DatabaseBusy(Exception):
