@@ -237,9 +237,12 @@ def _freeze_startup_objects() -> None:
 class _Response:
     """What ``start_response`` and the body iterable told us, ready for ASGI messages."""
 
-    status = 500
-    headers: list[tuple[bytes, bytes]] = []  # noqa: RUF012 (replaced, never mutated)
-    body = b""
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
 
     def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.status = int(status[:3])

@@ -96,8 +96,13 @@ class Database:
     async def _start(self) -> None:
         slot = _slot()
         slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
-        pool = "n/a (sqlite)" if slot.settings.is_sqlite else str(slot.settings.db_pool_size)
-        log.info("database %s, pool size %s", hide_password(slot.settings.database_url), pool)
+        settings = slot.settings
+        log.info(
+            "database %s, pool size %s + overflow %s",
+            hide_password(settings.database_url),
+            settings.db_pool_size,
+            settings.db_max_overflow,
+        )
 
     async def _stop(self) -> None:
         slot = _slot()
