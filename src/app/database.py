@@ -150,8 +150,15 @@ class _TurnConnection:
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
-            # Shielded so that a cancelled request still hands its connection back to the pool.
-            await asyncio.shield(self._conn.close())
+            if self._conn.in_transaction():
+                # Rolling back waits on the network: shield it, so that a cancelled request
+                # still hands its connection back to the pool.
+                await asyncio.shield(self._conn.close())
+            else:
+                # Outside a transaction the pool takes the connection back without waiting on
+                # anything, so nothing can interrupt it; skipping the shield's extra task
+                # lets the next request in line start its query one loop turn sooner.
+                await self._conn.close()
         finally:
             self._slot.turns.release()
 

@@ -1,0 +1,73 @@
+"""What every peer shares: where the database is, the pool size, and the API's small codecs.
+
+Kept apart so that each peer file shows only its framework's way of doing the same work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from datetime import UTC, datetime
+
+POST_BODY_MAX = 280
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+
+
+def database_url(driver: str) -> str:
+    """DATABASE_URL (``postgresql://...``) spelled for ``driver``, e.g. ``asyncpg``."""
+    url = os.environ["DATABASE_URL"]
+    _, rest = url.split("://", 1)
+    return f"postgresql+{driver}://{rest}" if driver else f"postgresql://{rest}"
+
+
+def pool_size() -> int:
+    return int(os.environ.get("DB_POOL_SIZE", "20"))
+
+
+def encode_cursor(post_id: int) -> str:
+    return base64.urlsafe_b64encode(str(post_id).encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    """The post id a cursor stands for; ValueError if the cursor is not one we hand out."""
+    try:
+        post_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValueError("not a cursor") from None
+    if post_id < 1:
+        raise ValueError("not a cursor")
+    return post_id
+
+
+def parse_page_query(limit: str | None, cursor: str | None) -> tuple[int, int | None]:
+    """``(limit, before)`` from the query string; ValueError when either is out of contract."""
+    size = DEFAULT_LIMIT if limit is None else int(limit)
+    if not 1 <= size <= MAX_LIMIT:
+        raise ValueError("limit out of range")
+    return size, (decode_cursor(cursor) if cursor is not None else None)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def clean_body(body: object) -> str | None:
+    """The post body stripped of surrounding whitespace, or None if it breaks the contract."""
+    if not isinstance(body, str):
+        return None
+    body = body.strip()
+    return body if 1 <= len(body) <= POST_BODY_MAX else None
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-11-24T07:20:30.123456Z``, as pydantic writes a UTC datetime."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
