@@ -83,7 +83,9 @@ def main_targets(results: RoundResults) -> list[Target]:
                 )
             )
     ours = results.runs.get((OURS, LIST))
-    for peer in (*FRAMEWORK_PEERS, REFERENCE):
+    # "p99 no worse than any peer's": the framework peers. The raw reference's p99 is in the
+    # table beside it, but it is the limit being approached, not a peer to beat.
+    for peer in FRAMEWORK_PEERS:
         theirs = results.runs.get((peer, LIST))
         if not ours or not theirs:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Select, bindparam, delete, insert, select
+from sqlalchemy import Integer, Row, Select, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Post, User
@@ -19,18 +19,23 @@ class NotAuthor(Exception):
 POST_COLUMNS = (Post.id, Post.body, User.username.label("author"), Post.created_at)
 
 
+def _posts(*conditions: object) -> Select:
+    return select(*POST_COLUMNS).join(User, User.id == Post.author_id).where(*conditions)  # type: ignore[arg-type]
+
+
 def _newest(*conditions: object) -> Select:
+    # The LIMIT is written into the SQL, not sent as a parameter: with a parameter there,
+    # PostgreSQL plans the statement again on every execution (about 0.1 ms, more than the
+    # query itself); written in, each page size gets one prepared statement and a cached plan.
     return (
-        select(*POST_COLUMNS)
-        .join(User, User.id == Post.author_id)
-        .where(*conditions)  # type: ignore[arg-type]
+        _posts(*conditions)
         .order_by(Post.id.desc())
-        .limit(bindparam("limit"))
+        .limit(bindparam("limit", type_=Integer, literal_execute=True))
     )
 
 
 # Built once: SQLAlchemy then finds their compiled SQL in its cache on every request.
-_by_id = _newest(Post.id == bindparam("post_id"))
+_by_id = _posts(Post.id == bindparam("post_id"))
 _newest_first = _newest()
 _newest_before = _newest(Post.id < bindparam("before"))
 _authors_newest = _newest(Post.author_id == bindparam("author_id"))
@@ -48,7 +53,7 @@ _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
 
 
 async def find_post(conn: AsyncConnection, post_id: int) -> Row | None:
-    return (await conn.execute(_by_id, {"post_id": post_id, "limit": 1})).first()
+    return (await conn.execute(_by_id, {"post_id": post_id})).first()
 
 
 async def select_posts_after(
