@@ -2,26 +2,18 @@
 
 import asyncio
 
-from conftest import make_settings
+from conftest import make_settings, reset_schema
 from sqlalchemy import func, select
 
 from app import create_app
 from app.database import db
-from app.models import Base, Post, User
+from app.models import Post, User
 
 
 def fresh_app(database_url):
+    """An app that is not served: its database lives on the app's private loop."""
     app = create_app(make_settings(database_url))
-
-    async def create_schema():
-        async with db.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-                await conn.exec_driver_sql("CREATE SCHEMA public")
-            await conn.run_sync(Base.metadata.create_all)
-
-    with app.app_context():
-        app.run_coroutine(create_schema())
+    app.run_coroutine(reset_schema(app))
     return app
 
 
