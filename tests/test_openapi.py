@@ -70,3 +70,12 @@ async def test_errors_are_documented_as_problem_json(document):
 async def test_query_parameters_are_documented(document):
     names = {p["name"] for p in document["paths"]["/api/posts"]["get"]["parameters"]}
     assert names == {"limit", "cursor"}
+
+
+async def test_problem_documents_have_exactly_the_documented_fields(client, document):
+    schema = document["components"]["schemas"]
+    response = await client.get("/api/posts", params={"limit": 0})
+    problem = response.json()
+    assert set(problem) <= set(schema["Problem"]["properties"])
+    assert set(schema["Problem"]["required"]) <= set(problem)
+    assert set(problem["errors"][0]) == set(schema["ProblemField"]["properties"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
-from flask import Response, json
-from pydantic import ValidationError
+from flask import Response
+from pydantic import TypeAdapter, ValidationError
+
+from .schemas import Problem, ProblemField
 
 PROBLEM_JSON = "application/problem+json"
+_problem_json = TypeAdapter(Problem)
 
 
 class APIProblem(Exception):
@@ -20,7 +22,7 @@ class APIProblem(Exception):
         status: int,
         detail: str | None = None,
         *,
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[ProblemField] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail or HTTPStatus(status).phrase)
@@ -35,19 +37,13 @@ def problem_response(
     status: int,
     detail: str | None = None,
     *,
-    errors: list[dict[str, Any]] | None = None,
+    errors: list[ProblemField] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    document: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-    }
-    if detail:
-        document["detail"] = detail
-    if errors is not None:
-        document["errors"] = errors
-    response = Response(json.dumps(document), status=status, mimetype=PROBLEM_JSON)
+    """The ``Problem`` schema that the OpenAPI document shows, serialised as it shows it."""
+    document = Problem(HTTPStatus(status).phrase, status, detail=detail or None, errors=errors)
+    body = _problem_json.dump_json(document, by_alias=True, exclude_none=True)
+    response = Response(body, status=status, mimetype=PROBLEM_JSON)
     response.headers.update(headers or {})
     return response
 
@@ -55,12 +51,12 @@ def problem_response(
 def validation_problem(error: ValidationError, where: str) -> APIProblem:
     """A 422 that lists each bad field of the request's ``where`` (body or query)."""
     errors = [
-        {
-            "in": where,
-            "field": ".".join(str(part) for part in item["loc"]) or None,
-            "message": item["msg"],
-            "type": item["type"],
-        }
+        ProblemField(
+            where,
+            ".".join(str(part) for part in item["loc"]) or None,
+            item["msg"],
+            item["type"],
+        )
         for item in error.errors(include_url=False, include_input=False)
     ]
     return APIProblem(422, f"The request {where} is not valid.", errors=errors)
