@@ -51,7 +51,9 @@ async def test_a_signed_in_user_can_post_from_the_form(client):
         "/", data={"csrf_token": csrf_token(home.text), "body": "from the form"}
     )
     assert response.status_code == 302
-    assert "from the form" in (await client.get("/")).text
+    post_id = response.headers["Location"].removeprefix("/#post-")
+    home = await client.get("/")
+    assert f'id="post-{post_id}"' in home.text and "from the form" in home.text
     assert "from the form" in (await client.get("/user/erin")).text
 
 
@@ -85,3 +87,49 @@ async def test_post_bodies_are_escaped(client):
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
     assert PASSWORD not in page.text
+
+
+async def post_from_the_form(client, body):
+    home = await client.get("/")
+    response = await client.post("/", data={"csrf_token": csrf_token(home.text), "body": body})
+    assert response.status_code == 302
+    return int(response.headers["Location"].removeprefix("/#post-"))
+
+
+async def delete_from_the_page(client, post_id):
+    home = await client.get("/")
+    return await client.post(f"/post/{post_id}/delete", data={"csrf_token": csrf_token(home.text)})
+
+
+async def test_an_author_deletes_their_post_from_the_page(client):
+    await register(client)
+    await login(client)
+    post_id = await post_from_the_form(client, "soon gone")
+    home = await client.get("/")
+    assert f'action="/post/{post_id}/delete"' in home.text
+    response = await delete_from_the_page(client, post_id)
+    assert response.status_code == 302
+    assert "soon gone" not in (await client.get("/")).text
+    assert (await client.get(f"/api/posts/{post_id}")).status_code == 404
+    assert (await delete_from_the_page(client, post_id)).status_code == 404
+
+
+async def test_nobody_deletes_someone_elses_post(client):
+    bob = await register_api_user(client, "bob")
+    created = await client.post("/api/posts", json={"body": "bob's"}, headers=bob.auth)
+    post_id = created.json()["id"]
+    await register(client)
+    await login(client)
+    home = await client.get("/")
+    assert f'action="/post/{post_id}/delete"' not in home.text
+    assert (await delete_from_the_page(client, post_id)).status_code == 403
+    assert (await client.get(f"/api/posts/{post_id}")).status_code == 200
+
+
+async def test_signed_out_visitors_cannot_delete(client, app):
+    bob = await register_api_user(client, "bob")
+    created = await client.post("/api/posts", json={"body": "bob's"}, headers=bob.auth)
+    app.config["WTF_CSRF_ENABLED"] = False
+    response = await client.post(f"/post/{created.json()['id']}/delete")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login")
+    assert (await client.get(f"/api/posts/{created.json()['id']}")).status_code == 200

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from .bridge import ASGIApp, AsyncFlask
 from .config import Settings
 from .database import db
+from .passwords import password_budget
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -24,6 +25,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     _configure_logging(app)
 
     db.init_app(app, settings)
+    password_budget.init_app(
+        app,
+        threads=settings.password_hash_threads,
+        queue_timeout=settings.password_queue_timeout,
+    )
     csrf.init_app(app)
     login_manager.init_app(app)
 

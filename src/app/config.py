@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5_000, ge=0)
     readiness_timeout: float = Field(default=2.0, gt=0)
     token_lifetime_hours: int = Field(default=24, ge=1)
+    password_hash_threads: int = Field(default=2, ge=1, le=32)
+    password_queue_timeout: float = Field(default=2.0, gt=0)
     max_content_length: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("database_url")

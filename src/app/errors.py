@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from .api import API_PREFIX
 from .api.problems import APIProblem, problem_response
 from .database import DatabaseBusy
+from .passwords import PasswordBudgetExhausted
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIProblem, _api_problem)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseBusy, _database_busy)
+    app.register_error_handler(PasswordBudgetExhausted, _passwords_busy)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -40,6 +42,12 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int]:
 def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int]:
     log.warning("no database connection came free in %ss: answering 503", error.args[0])
     return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
+
+
+def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int]:
+    return _http_error(
+        ServiceUnavailable("Too many sign-ins at once; try again shortly.", retry_after=1)
+    )
 
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int]:

@@ -9,7 +9,7 @@ from flask import Response, current_app, request
 from ..database import db
 from ..passwords import verify_password
 from ..store.tokens import issue_token, revoke_token
-from ..store.users import find_user_by_username
+from ..store.users import find_user_by_username, update_password_hash
 from . import bp
 from .contract import operation
 from .problems import APIProblem
@@ -32,11 +32,16 @@ async def create_token() -> Response:
         )
     async with db.connect() as conn:
         user = await find_user_by_username(conn, credentials.username or "")
-        password_hash = user.password_hash if user is not None else None
-        if not await verify_password(password_hash, credentials.password or ""):
-            raise APIProblem(401, "Wrong username or password.", headers=BASIC_CHALLENGE)
-        lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
-        token, expires_at = await issue_token(conn, user.id, lifetime)  # type: ignore[union-attr]
+    # No connection is held while the password is checked: a hash takes far longer than a query.
+    password_hash = user.password_hash if user is not None else None
+    verdict = await verify_password(password_hash, credentials.password or "")
+    if user is None or not verdict.matches:
+        raise APIProblem(401, "Wrong username or password.", headers=BASIC_CHALLENGE)
+    lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
+    async with db.connect() as conn:
+        if verdict.new_hash is not None:
+            await update_password_hash(conn, user.id, verdict.new_hash)
+        token, expires_at = await issue_token(conn, user.id, lifetime)
     return json_response(TokenIssued(token=token, expires_at=expires_at), 201)
 
 

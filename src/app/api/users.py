@@ -13,6 +13,7 @@ from ..store.users import (
     create_user,
     find_profile,
     find_user_by_username,
+    refuse_taken,
 )
 from . import bp
 from .contract import operation
@@ -26,8 +27,10 @@ from .schemas import PageQuery, PostPage, Problem, UserCreate, UserPublic
 @operation(body=UserCreate, responses={201: UserPublic, 409: Problem, 422: Problem}, tag="users")
 async def register(body: UserCreate) -> Response:
     """Register a new user."""
-    password_hash = await hash_password(body.password)
     try:
+        async with db.connect() as conn:
+            await refuse_taken(conn, username=body.username, email=body.email)
+        password_hash = await hash_password(body.password)
         async with db.connect() as conn:
             profile = await create_user(
                 conn, username=body.username, email=body.email, password_hash=password_hash

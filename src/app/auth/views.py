@@ -10,7 +10,14 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..passwords import hash_password, verify_password
-from ..store.users import EmailTaken, UsernameTaken, create_user, find_user_by_username
+from ..store.users import (
+    EmailTaken,
+    UsernameTaken,
+    create_user,
+    find_user_by_username,
+    refuse_taken,
+    update_password_hash,
+)
 from . import bp
 from .forms import LoginForm, RegistrationForm
 from .sessions import SessionUser
@@ -22,14 +29,13 @@ LOGIN_FAILED = "Wrong username or password."
 async def register() -> Response | str:
     form = RegistrationForm()
     if form.validate_on_submit():
+        username, email = form.username.data, form.email.data.lower()
         try:
             async with db.connect() as conn:
-                await create_user(
-                    conn,
-                    username=form.username.data,
-                    email=form.email.data.lower(),
-                    password_hash=await hash_password(form.password.data),
-                )
+                await refuse_taken(conn, username=username, email=email)
+            password_hash = await hash_password(form.password.data)
+            async with db.connect() as conn:
+                await create_user(conn, username=username, email=email, password_hash=password_hash)
         except UsernameTaken:
             form.username.errors.append("That username is taken.")
         except EmailTaken:
@@ -49,9 +55,13 @@ async def login() -> Response | str:
         async with db.connect() as conn:
             user = await find_user_by_username(conn, form.username.data)
         password_hash = user.password_hash if user is not None else None
-        if await verify_password(password_hash, form.password.data):
+        verdict = await verify_password(password_hash, form.password.data)
+        if user is not None and verdict.matches:
+            if verdict.new_hash is not None:
+                async with db.connect() as conn:
+                    await update_password_hash(conn, user.id, verdict.new_hash)
             session.permanent = True
-            login_user(SessionUser(user.id, user.username))  # type: ignore[union-attr]
+            login_user(SessionUser(user.id, user.username))
             return redirect(local_path_or(request.args.get("next"), url_for("main.index")))
         form.form_errors.append(LOGIN_FAILED)
     return render_template("auth/login.html", form=form)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from .. import login_manager
 from ..database import db
-from ..store.posts import create_post, select_posts_page
+from ..store.posts import NotAuthor, create_post, delete_post, select_posts_page
 from ..store.users import find_user_by_username
 from . import bp
 from .forms import PostForm
@@ -29,12 +29,26 @@ async def index() -> Response | str:
         return login_manager.unauthorized()  # type: ignore[no-any-return]
     if form.validate_on_submit():
         async with db.connect() as conn:
-            await create_post(
+            post_id, *_ = await create_post(
                 conn, author_id=current_user.id, author=current_user.username, body=form.body.data
             )
         flash("Your post is live.")
-        return redirect(url_for("main.index"))
+        return redirect(url_for("main.index", _anchor=f"post-{post_id}"))
     return await _render_posts("index.html", form=form)
+
+
+@bp.post("/post/<int:post_id>/delete")
+@login_required
+async def remove_post(post_id: int) -> Response:
+    try:
+        async with db.connect() as conn:
+            deleted = await delete_post(conn, post_id=post_id, author_id=current_user.id)
+    except NotAuthor:
+        abort(403)
+    if not deleted:
+        abort(404)
+    flash("Your post is deleted.")
+    return redirect(url_for("main.index"))
 
 
 @bp.get("/user/<username>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,7 +41,7 @@ async def create_user(
     conn: AsyncConnection, *, username: str, email: str, password_hash: str
 ) -> Profile:
     """Insert a user; raise ``UsernameTaken`` or ``EmailTaken`` if either is in use."""
-    await _refuse_taken(conn, username=username, email=email)
+    await refuse_taken(conn, username=username, email=email)
     statement = (
         insert(User)
         .values(username=username, email=email, password_hash=password_hash)
@@ -51,12 +51,13 @@ async def create_user(
         row = (await conn.execute(statement)).one()
     except IntegrityError:
         # Lost a race with a concurrent registration: say which field is now taken.
-        await _refuse_taken(conn, username=username, email=email)
+        await refuse_taken(conn, username=username, email=email)
         raise
     return Profile(row.username, row.created_at, 0)
 
 
-async def _refuse_taken(conn: AsyncConnection, *, username: str, email: str) -> None:
+async def refuse_taken(conn: AsyncConnection, *, username: str, email: str) -> None:
+    """Raise ``UsernameTaken`` or ``EmailTaken``; cheap, so it runs before any hashing."""
     if await conn.scalar(select(User.id).where(User.username == username)) is not None:
         raise UsernameTaken(username)
     if await conn.scalar(select(User.id).where(User.email == email)) is not None:
@@ -75,3 +76,7 @@ async def find_user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
 async def find_profile(conn: AsyncConnection, username: str) -> Profile | None:
     row = (await conn.execute(_profile, {"username": username})).first()
     return Profile(*row) if row is not None else None
+
+
+async def update_password_hash(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await conn.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))

@@ -1,0 +1,122 @@
+"""The password budget: bounded hashing, never while holding a connection, re-hash on change."""
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from conftest import PASSWORD, make_settings, reset_schema
+from sqlalchemy import select
+from test_auth import login, register
+
+from app import create_app, passwords
+from app.bridge import ASGIApp
+from app.database import db
+from app.models import User
+
+
+def slow_down_hashing(monkeypatch, seconds):
+    """Every hash and verify takes ``seconds`` longer, on the hashing thread."""
+    real_verify, real_hash = passwords._verify, passwords._hash
+
+    def slow_verify(*args):
+        time.sleep(seconds)
+        return real_verify(*args)
+
+    def slow_hash(password):
+        time.sleep(seconds)
+        return real_hash(password)
+
+    monkeypatch.setattr(passwords, "_verify", slow_verify)
+    monkeypatch.setattr(passwords, "_hash", slow_hash)
+
+
+async def stored_hash(app, username):
+    with app.app_context():
+        async with db.connect() as conn:
+            return await conn.scalar(select(User.password_hash).where(User.username == username))
+
+
+async def test_hashes_use_argon2id_at_owasps_minimum_or_above(client, alice, app):
+    params = (await stored_hash(app, "alice")).split("$")[3]
+    memory, time_cost, lanes = (int(part.split("=")[1]) for part in params.split(","))
+    assert memory >= 19 * 1024 and time_cost >= 2 and lanes >= 1
+
+
+async def test_checking_a_password_holds_no_database_connection(database_url, monkeypatch):
+    app = create_app(make_settings(database_url, db_pool_size=1, db_pool_timeout=5))
+    await app.startup()
+    await reset_schema(app)
+    transport = httpx.ASGITransport(app=ASGIApp(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        registered = await client.post(
+            "/api/users", json={"username": "alice", "email": "a@example.com", "password": PASSWORD}
+        )
+        assert registered.status_code == 201
+        slow_down_hashing(monkeypatch, 0.5)
+        token = asyncio.ensure_future(client.post("/api/tokens", auth=("alice", PASSWORD)))
+        await asyncio.sleep(0.1)  # the token request is now hashing
+        started = time.perf_counter()
+        read = await client.get("/api/posts")
+        # With the only pooled connection held by the hashing request, this read would wait.
+        assert read.status_code == 200 and time.perf_counter() - started < 0.3
+        assert (await token).status_code == 201
+    await app.shutdown()
+
+
+async def test_a_taken_username_is_refused_before_any_hashing(client, alice, monkeypatch):
+    hashed = []
+    real_hash = passwords._hash
+    monkeypatch.setattr(passwords, "_hash", lambda p: hashed.append(p) or real_hash(p))
+    response = await client.post(
+        "/api/users", json={"username": "alice", "email": "new@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 409 and hashed == []
+    page = await register(client, username="alice")
+    assert "That username is taken." in page.text and hashed == []
+
+
+async def test_when_every_hashing_slot_stays_busy_sign_in_answers_503(database_url, monkeypatch):
+    settings = make_settings(database_url, password_hash_threads=1, password_queue_timeout=0.2)
+    app = create_app(settings)
+    await app.startup()
+    await reset_schema(app)
+    transport = httpx.ASGITransport(app=ASGIApp(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await register(client)
+        slow_down_hashing(monkeypatch, 0.6)
+        first = asyncio.ensure_future(client.post("/api/tokens", auth=("erin", PASSWORD)))
+        await asyncio.sleep(0.05)
+        shed = await client.post("/api/tokens", auth=("erin", PASSWORD))
+        assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
+        assert shed.headers["Content-Type"] == "application/problem+json"
+        assert (await first).status_code == 201
+        busy = asyncio.ensure_future(client.post("/api/tokens", auth=("erin", PASSWORD)))
+        await asyncio.sleep(0.05)
+        page = await login(client)
+        assert page.status_code == 503 and "try again" in page.text
+        assert (await busy).status_code == 201
+    await app.shutdown()
+
+
+async def test_a_hash_made_with_older_parameters_is_redone_at_sign_in(client, app):
+    await register(client)
+    old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with app.app_context():
+        async with db.connect() as conn:
+            await conn.execute(
+                User.__table__.update().where(User.username == "erin").values(password_hash=old)
+            )
+    assert (await login(client)).status_code == 302
+    renewed = await stored_hash(app, "erin")
+    assert renewed != old and not passwords.HASHER.check_needs_rehash(renewed)
+    assert (await client.post("/api/tokens", auth=("erin", PASSWORD))).status_code == 201
+
+
+@pytest.mark.parametrize("wrong", ["", "correct horse"])
+async def test_a_wrong_password_never_renews_the_hash(client, app, wrong):
+    await register(client)
+    before = await stored_hash(app, "erin")
+    assert (await client.post("/api/tokens", auth=("erin", wrong))).status_code == 401
+    assert await stored_hash(app, "erin") == before
