@@ -65,24 +65,6 @@ def test_the_wsgi_path_serves_async_views_request_after_request(database_url):
     app.stop_private_loop()
 
 
-def test_seed_writes_the_sign_ins_it_made_for_load_tests(database_url, tmp_path):
-    app = fresh_app(database_url)
-    runner = app.test_cli_runner()
-    runner.invoke(args=["seed", "--users", "2", "--posts", "0"])
-    path = tmp_path / "load" / "credentials.csv"
-    args = ["seed", "--users", "3", "--posts", "0", "--password", "s3cret pass", "--credentials"]
-    result = runner.invoke(args=[*args, str(path)])
-    assert result.exit_code == 0, result.output
-    assert path.read_text().splitlines() == [
-        "username,password",
-        "demo3,s3cret pass",
-        "demo4,s3cret pass",
-        "demo5,s3cret pass",
-    ]
-    assert path.stat().st_mode & 0o077 == 0
-    app.stop_private_loop()
-
-
 def test_the_wsgi_path_serves_concurrent_threads(database_url):
     from concurrent.futures import ThreadPoolExecutor
 
