@@ -6,12 +6,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick lock clean
+.PHONY: install run test lint bench bench-quick loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,loadtest]'
 	touch $@
 
 install: $(INSTALLED)
@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 $(VENV)/.bench-installed: $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,loadtest,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask and raw asyncpg
@@ -38,11 +38,14 @@ bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
+loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
+	$(BIN)/python loadtest/run.py
+
 lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environment
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev,bench]'
-	{ echo "# Pinned versions of every dependency (runtime, dev and bench extras), resolved together."; \
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,loadtest,bench]'
+	{ echo "# Pinned versions of every dependency (runtime, dev, loadtest and bench extras), resolved together."; \
 	  echo "# Regenerate with: make lock"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 	rm -rf .lock-venv

@@ -1,0 +1,113 @@
+"""The verdict, judged once when locust quits: a summary table, PASS/FAIL a rule, an exit code.
+
+Locust's own exit code fails a run on any single failed request (``--exit-code-on-error``);
+the kit replaces it with its rules, so a failure the ``fail_ratio`` rule tolerates passes, and
+a broken rule or lost data always fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from .integrity import Expectation, IntegrityReport, check
+from .ledger import LEDGER
+from .observe import posts_through_api
+from .thresholds import NameStats, count_transport_errors, judge, parse_rules
+
+log = logging.getLogger("loadtest.verdict")
+
+
+def install(environment: Environment) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    parse_rules(environment.parsed_options.thresholds)  # a typo fails now, not after the run
+    verdicts: list[str] = []
+
+    def on_quitting(environment: Environment, **_: Any) -> None:
+        if not verdicts:  # quitting can fire twice; judge once
+            passed, text = deliver(environment)
+            verdicts.append(text)
+            environment.process_exit_code = 0 if passed else 1
+        LEDGER.close()
+
+    def on_quit(**_: Any) -> None:
+        # After locust's own tables, so the verdict is the last thing on the terminal.
+        print("\n" + "\n".join(verdicts), flush=True)
+
+    environment.events.quitting.add_listener(on_quitting)
+    environment.events.quit.add_listener(on_quit)
+
+
+def deliver(environment: Environment) -> tuple[bool, str]:
+    options = environment.parsed_options
+    stats = environment.stats
+    names = [_name_stats(entry) for entry in stats.entries.values()]
+    overall = _name_stats(stats.total)
+    errors = [
+        (error.error if isinstance(error.error, str) else repr(error.error), error.occurrences)
+        for error in stats.errors.values()
+    ]
+    outcomes = judge(
+        parse_rules(options.thresholds), names, overall, count_transport_errors(errors)
+    )
+    lines = [summary_table(names, overall), ""]
+    lines += [outcome.line() for outcome in outcomes]
+    passed = all(outcome.passed for outcome in outcomes)
+    if options.verify_integrity:
+        report = integrity_through_api(environment)
+        lines.append(
+            f"{'PASS' if report.ok else 'FAIL'}  integrity through the API  ({report.summary()})"
+        )
+        passed = passed and report.ok
+    lines.append(f"VERDICT {'PASS' if passed else 'FAIL'}")
+    text = "\n".join(lines)
+    if options.verdict_file:
+        Path(options.verdict_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.verdict_file).write_text(text + "\n")
+    return passed, text
+
+
+def integrity_through_api(environment: Environment) -> IntegrityReport:
+    expectation = Expectation.from_records(LEDGER.records)
+    if expectation.baseline is None:
+        report = IntegrityReport()
+        report.problems.append("the run never started: no baseline")
+        return report
+    try:
+        observed = list(posts_through_api(environment.host, expectation.baseline))
+    except Exception as exc:  # any failure to read back is a failed check, not a crash
+        report = IntegrityReport()
+        report.problems.append(f"could not read the posts back: {exc!r}")
+        return report
+    return check(expectation, observed)
+
+
+def summary_table(names: list[NameStats], overall: NameStats) -> str:
+    header = (
+        f"{'request':<34} {'reqs':>7} {'fails':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'req/s':>7}"
+    )
+    rows = [header, "-" * len(header)]
+    for stats in [*sorted(names, key=lambda s: s.name), overall]:
+        rows.append(
+            f"{stats.name[:34]:<34} {stats.requests:>7} {stats.failures:>6} "
+            f"{stats.p50:>6.0f} {stats.p95:>6.0f} {stats.p99:>6.0f} {stats.rps:>7.1f}"
+        )
+    return "\n".join(rows)
+
+
+def _name_stats(entry: Any) -> NameStats:
+    name = entry.name if entry.method in (None, "") else f"{entry.method} {entry.name}"
+    return NameStats(
+        name=name,
+        requests=entry.num_requests,
+        failures=entry.num_failures,
+        p50=entry.get_response_time_percentile(0.5) or 0.0,
+        p95=entry.get_response_time_percentile(0.95) or 0.0,
+        p99=entry.get_response_time_percentile(0.99) or 0.0,
+        rps=entry.total_rps,
+    )

@@ -1,0 +1,357 @@
+"""Load test the microblog the way people and clients use it.
+
+    locust -f loadtest/locustfile.py --config loadtest/profiles/smoke.conf --host http://...
+
+Users: anonymous readers of the pages and of the API, browser users who sign in through the
+forms, post and delete, API clients with bearer tokens, and newcomers who register. Every
+write carries a unique key and goes into the ledger; when locust quits, the kit reads the
+posts back, judges the thresholds and sets the exit code (see ``loadtest/README.md``).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from kit import verdict
+from kit.accounts import ACCOUNTS, Account
+from kit.cookies import LoopbackIsSecure, is_loopback
+from kit.ledger import LEDGER, new_key
+from kit.pages import csrf_token, older_page_link, post_id_from_location
+from locust import FastHttpUser, between, events, tag, task
+from locust.env import Environment
+
+WORDS = (
+    "load steady spike soak latency throughput keyset cursor pool async greenlet flask uvicorn "
+    "postgres ledger verdict p95 p99 worker master release deploy coffee morning"
+).split()
+GOOD_STATUSES_WHEN_GONE = (404,)
+DEFAULT_CREDENTIALS = Path(__file__).parent / "results" / "credentials.csv"
+
+
+@events.init_command_line_parser.add_listener
+def add_kit_options(parser: Any) -> None:
+    group = parser.add_argument_group("microblog kit")
+    group.add_argument(
+        "--credentials",
+        default=str(DEFAULT_CREDENTIALS),
+        help="CSV of seeded sign-ins (flask seed --credentials FILE)",
+    )
+    group.add_argument(
+        "--thresholds", default="", help="rules such as 'fail_ratio <= 0.01; p95 < 300; rps >= 20'"
+    )
+    group.add_argument("--ledger", default="", help="also write the ledger to this JSON-lines file")
+    group.add_argument("--verdict-file", default="", help="also write the verdict to this file")
+    group.add_argument(
+        "--verify-integrity",
+        type=_yes,
+        default=True,
+        help="read every post back after the run (true/false)",
+    )
+
+
+def _yes(value: str | bool) -> bool:
+    return value if isinstance(value, bool) else value.strip().lower() in {"1", "true", "yes"}
+
+
+@events.init.add_listener
+def set_up_the_kit(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    if options is None:
+        return
+    ACCOUNTS.load(options.credentials)
+    LEDGER.install(environment, options.ledger or None)
+    verdict.install(environment)
+
+
+def post_body() -> tuple[str, str]:
+    key = new_key()
+    return key, f"[{key}] " + " ".join(random.choices(WORDS, k=random.randint(3, 20)))
+
+
+class MicroblogUser(FastHttpUser):
+    abstract = True
+    network_timeout = 10.0
+    connection_timeout = 5.0
+    wait_time = between(1, 3)
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        if is_loopback(self.host or ""):
+            self.client.cookiejar.set_policy(LoopbackIsSecure())
+
+
+class PageReader(MicroblogUser):
+    """Someone reading the timeline and user pages, signed out."""
+
+    weight = 4
+
+    @tag("read", "browser")
+    @task(4)
+    def timeline(self) -> None:
+        """The first page, then a few clicks on "Older" while there is one."""
+        page = self.client.get("/", name="/")
+        for _ in range(random.choice((0, 0, 1, 2, 3))):
+            older = older_page_link(page.text or "") if page.status_code == 200 else None
+            if older is None:
+                return
+            page = self.client.get(older, name="/?page=[n]")
+
+    @tag("read", "browser")
+    @task(1)
+    def user_page(self) -> None:
+        self.client.get(f"/user/{ACCOUNTS.next().username}", name="/user/[name]")
+
+
+class ApiReader(MicroblogUser):
+    """A client following the API's cursors, and reading single posts and profiles."""
+
+    weight = 3
+
+    @tag("read", "api")
+    @task(3)
+    def follow_cursors(self) -> None:
+        response = self.client.get("/api/posts?limit=20", name="/api/posts")
+        for _ in range(random.randint(0, 3)):
+            cursor = response.json().get("next_cursor") if response.status_code == 200 else None
+            if not cursor:
+                return
+            response = self.client.get(
+                f"/api/posts?limit=20&cursor={cursor}", name="/api/posts?cursor=[c]"
+            )
+
+    @tag("read", "api")
+    @task(2)
+    def one_post(self) -> None:
+        page = self.client.get("/api/posts?limit=20", name="/api/posts")
+        items = page.json()["items"] if page.status_code == 200 else []
+        if items:
+            post_id = random.choice(items)["id"]
+            with self.client.get(
+                f"/api/posts/{post_id}", name="/api/posts/[id]", catch_response=True
+            ) as response:
+                if response.status_code in GOOD_STATUSES_WHEN_GONE:
+                    response.success()  # deleted between the two reads
+
+    @tag("read", "api")
+    @task(1)
+    def profile(self) -> None:
+        self.client.get(f"/api/users/{ACCOUNTS.next().username}", name="/api/users/[name]")
+
+
+class BrowserWriter(MicroblogUser):
+    """Signs in through the form, posts, deletes one of their own posts, signs out."""
+
+    weight = 2
+
+    def on_start(self) -> None:
+        self.account: Account = ACCOUNTS.next()
+        self.my_posts: list[int] = []
+        self.sign_in()
+
+    def on_stop(self) -> None:
+        self.sign_out()
+
+    def sign_in(self) -> None:
+        page = self.client.get("/auth/login", name="/auth/login")
+        form = {
+            "csrf_token": csrf_token(page.text or "") or "",
+            "username": self.account.username,
+            "password": self.account.password,
+        }
+        with self.client.post(
+            "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
+        ) as response:
+            if response.status_code != 302:
+                response.failure(f"sign-in answered {response.status_code}")
+
+    def sign_out(self) -> None:
+        home = self.client.get("/", name="/")
+        token = csrf_token(home.text or "")
+        if token:
+            self.client.post(
+                "/auth/logout",
+                data={"csrf_token": token},
+                name="/auth/logout",
+                allow_redirects=False,
+            )
+
+    @tag("write", "browser")
+    @task(3)
+    def write_post(self) -> None:
+        home = self.client.get("/", name="/")
+        key, body = post_body()
+        form = {"csrf_token": csrf_token(home.text or "") or "", "body": body}
+        LEDGER.record("post_sent", key=key, author=self.account.username, body=body)
+        with self.client.post(
+            "/", data=form, name="/ (post)", allow_redirects=False, catch_response=True
+        ) as response:
+            post_id = post_id_from_location(response.headers.get("Location"))
+            if response.status_code != 302 or post_id is None:
+                response.failure(f"posting answered {response.status_code}")
+                return
+        LEDGER.record("post_acked", key=key, id=post_id)
+        self.my_posts.append(post_id)
+
+    @tag("write", "browser")
+    @task(1)
+    def delete_post(self) -> None:
+        if not self.my_posts:
+            return
+        post_id = self.my_posts.pop(random.randrange(len(self.my_posts)))
+        home = self.client.get("/", name="/")
+        form = {"csrf_token": csrf_token(home.text or "") or ""}
+        LEDGER.record("delete_sent", id=post_id)
+        with self.client.post(
+            f"/post/{post_id}/delete",
+            data=form,
+            name="/post/[id]/delete",
+            allow_redirects=False,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 302:
+                response.failure(f"deleting answered {response.status_code}")
+                return
+        LEDGER.record("delete_acked", id=post_id)
+
+    @tag("auth", "browser")
+    @task(1)
+    def sign_out_and_back_in(self) -> None:
+        self.sign_out()
+        self.sign_in()
+
+
+class ApiClient(MicroblogUser):
+    """Gets a token with HTTP Basic, writes, reads back, pages, deletes, revokes the token."""
+
+    weight = 2
+
+    def on_start(self) -> None:
+        self.account = ACCOUNTS.next()
+        self.my_posts: list[int] = []
+        self.headers: dict[str, str] = {}
+        self.get_token()
+
+    def on_stop(self) -> None:
+        self.revoke_token()
+
+    def get_token(self) -> None:
+        with self.client.post(
+            "/api/tokens",
+            name="/api/tokens",
+            catch_response=True,
+            auth=(self.account.username, self.account.password),
+        ) as response:
+            if response.status_code != 201:
+                response.failure(f"token answered {response.status_code}")
+                self.headers = {}
+                return
+            self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
+
+    def revoke_token(self) -> None:
+        if self.headers:
+            self.client.delete("/api/tokens", headers=self.headers, name="/api/tokens")
+            self.headers = {}
+
+    @tag("write", "api")
+    @task(3)
+    def write_and_read_back(self) -> None:
+        if not self.headers:
+            return self.get_token()
+        key, body = post_body()
+        LEDGER.record("post_sent", key=key, author=self.account.username, body=body)
+        with self.client.post(
+            "/api/posts",
+            json={"body": body},
+            headers=self.headers,
+            name="/api/posts (write)",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 201:
+                response.failure(f"writing answered {response.status_code}")
+                return
+            post_id = response.json()["id"]
+        LEDGER.record("post_acked", key=key, id=post_id)
+        self.my_posts.append(post_id)
+        with self.client.get(
+            f"/api/posts/{post_id}", name="/api/posts/[id]", catch_response=True
+        ) as read:
+            if read.status_code == 200 and read.json()["body"] != body:
+                read.failure("the post read back differs from the one written")
+
+    @tag("read", "api")
+    @task(2)
+    def page_my_posts(self) -> None:
+        url = f"/api/users/{self.account.username}/posts?limit=10"
+        response = self.client.get(url, name="/api/users/[name]/posts")
+        cursor = response.json().get("next_cursor") if response.status_code == 200 else None
+        if cursor:
+            self.client.get(f"{url}&cursor={cursor}", name="/api/users/[name]/posts?cursor=[c]")
+
+    @tag("write", "api")
+    @task(1)
+    def delete_post(self) -> None:
+        if not self.my_posts or not self.headers:
+            return
+        post_id = self.my_posts.pop(random.randrange(len(self.my_posts)))
+        LEDGER.record("delete_sent", id=post_id)
+        with self.client.delete(
+            f"/api/posts/{post_id}",
+            headers=self.headers,
+            name="/api/posts/[id] (delete)",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 204:
+                response.failure(f"deleting answered {response.status_code}")
+                return
+        LEDGER.record("delete_acked", id=post_id)
+
+    @tag("auth", "api")
+    @task(1)
+    def renew_token(self) -> None:
+        self.revoke_token()
+        self.get_token()
+
+
+class Newcomer(MicroblogUser):
+    """Registers through the form and signs in: the journey that measures registration."""
+
+    weight = 1
+    wait_time = between(2, 6)
+
+    @tag("auth", "register", "browser")
+    @task
+    def register_and_sign_in(self) -> None:
+        username = f"lt_{new_key()[3:]}"
+        password = f"pw {new_key()}"
+        page = self.client.get("/auth/register", name="/auth/register")
+        form = {
+            "csrf_token": csrf_token(page.text or "") or "",
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": password,
+            "password_again": password,
+        }
+        with self.client.post(
+            "/auth/register",
+            data=form,
+            name="/auth/register",
+            allow_redirects=False,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 302:
+                response.failure(f"registering answered {response.status_code}")
+                return
+        page = self.client.get("/auth/login", name="/auth/login")
+        form = {
+            "csrf_token": csrf_token(page.text or "") or "",
+            "username": username,
+            "password": password,
+        }
+        with self.client.post(
+            "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
+        ) as response:
+            if response.status_code != 302:
+                response.failure(f"sign-in answered {response.status_code}")
+        self.client.cookiejar.clear()

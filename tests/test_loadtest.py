@@ -1,0 +1,170 @@
+"""The locust kit, run for real: distributed smoke on PostgreSQL, and runs that must fail."""
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from conftest import PASSWORD, TEST_SECRET, make_settings, reset_schema
+from sqlalchemy.engine import make_url
+from test_serving import free_port, wait_until_up
+
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+KIT_DATABASE = "microblog_kit_test"
+RUN_TIMEOUT_S = 180
+
+
+def run_kit(env, *args, script="run.py"):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "loadtest" / script), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+def results_folder(output):
+    line = next(line for line in output.splitlines() if line.startswith("LOADTEST "))
+    return Path(line.rsplit(" in ", 1)[1])
+
+
+async def admin_connection(url):
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database="postgres"
+    )
+
+
+@pytest.fixture
+async def kit_database_url(postgres_available):
+    """A database of its own, dropped first: the kit migrates and seeds it itself."""
+    admin = await admin_connection(postgres_available)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{KIT_DATABASE}" WITH (FORCE)')
+    await admin.close()
+    return make_url(postgres_available).set(database=KIT_DATABASE).render_as_string(False)
+
+
+async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
+    kit_database_url, tmp_path
+):
+    env = {
+        "PROFILE": "smoke",
+        "RUN_TIME": "12s",
+        "WORKERS": "2",
+        "DATABASE_URL": kit_database_url,
+        "CREDENTIALS": str(tmp_path / "credentials.csv"),
+        "SEED_USERS": "30",
+    }
+    run = await asyncio.to_thread(run_kit, env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "VERDICT PASS" in run.stdout and "PASS  integrity in the database" in run.stdout
+    results = results_folder(run.stdout)
+    assert (results / "report.html").exists() and (results / "stats_stats.csv").exists()
+    records = [json.loads(line) for line in (results / "ledger.jsonl").read_text().splitlines()]
+    acknowledged = {r["id"] for r in records if r["kind"] == "post_acked"}
+    deleted = {r["id"] for r in records if r["kind"] == "delete_sent"}
+    assert acknowledged, "the smoke run wrote nothing"
+
+    # Behind the kit's back, a post it was told exists goes away: the verifier must say so.
+    lost = min(acknowledged - deleted)
+    conn = await asyncpg.connect(kit_database_url.replace("+asyncpg", ""))
+    await conn.execute("DELETE FROM posts WHERE id = $1", lost)
+    await conn.close()
+    verify = await asyncio.to_thread(
+        run_kit,
+        {},
+        "--ledger",
+        str(results / "ledger.jsonl"),
+        "--database-url",
+        kit_database_url,
+        script="verify.py",
+    )
+    assert verify.returncode == 1
+    assert f"post {lost}" in verify.stdout and "acknowledged but is missing" in verify.stdout
+
+
+@pytest.fixture
+async def served_app(postgres_available):
+    """uvicorn on the PostgreSQL test database, production settings, three API users."""
+    app = create_app(make_settings(postgres_available))
+    await app.startup()
+    await reset_schema(app)
+    await app.shutdown()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_available,
+        "SECRET_KEY": TEST_SECRET,
+        "APP_ENV": "production",
+    }
+    command = [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_up(base_url, process)
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            for name in ("kit1", "kit2", "kit3"):
+                body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+                assert (await client.post("/api/users", json=body)).status_code == 201
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def credentials_file(path, *accounts):
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["username", "password"])
+        writer.writerows(accounts)
+    return str(path)
+
+
+def quick_run(host, credentials, thresholds):
+    return {
+        "HOST": host,
+        "CREDENTIALS": credentials,
+        "PROFILE": "smoke",
+        "USERS": "10",
+        "RUN_TIME": "6s",
+        "LOADTEST_ARGS": f"--thresholds '{thresholds}'",
+    }
+
+
+async def test_a_threshold_that_cannot_be_met_fails_the_run(served_app, tmp_path):
+    credentials = credentials_file(tmp_path / "c.csv", *[(f"kit{n}", PASSWORD) for n in (1, 2, 3)])
+    run = await asyncio.to_thread(
+        run_kit, quick_run(served_app, credentials, "p50 < 0.001; fail_ratio <= 0")
+    )
+    assert run.returncode != 0
+    assert "FAIL  p50 < 0.001 ms" in run.stdout and "PASS  fail_ratio <= 0" in run.stdout
+    assert "VERDICT FAIL" in run.stdout and "LOADTEST FAIL" in run.stdout
+
+
+async def test_failures_within_the_tolerated_ratio_do_not_fail_the_run(served_app, tmp_path):
+    # The kit's one account has a wrong password: every sign-in fails, and locust on its own
+    # would exit 1 for a single failed request.
+    credentials = credentials_file(tmp_path / "c.csv", ("kit1", "not the password"))
+    run = await asyncio.to_thread(
+        run_kit,
+        quick_run(served_app, credentials, "Aggregated: fail_ratio <= 0.5; transport_errors <= 0"),
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    aggregated = next(line for line in run.stdout.splitlines() if line.startswith("Aggregated  "))
+    assert int(aggregated.split()[2]) > 0, "no request failed: the test proves nothing"
+    assert "VERDICT PASS" in run.stdout
