@@ -148,6 +148,7 @@ class BrowserWriter(MicroblogUser):
     def on_start(self) -> None:
         self.account: Account = ACCOUNTS.next()
         self.my_posts: list[int] = []
+        self.signed_in = False
         self.sign_in()
 
     def on_stop(self) -> None:
@@ -167,6 +168,9 @@ class BrowserWriter(MicroblogUser):
                 response.failure(f"sign-in answered {response.status_code}")
 
     def sign_out(self) -> None:
+        if not self.signed_in:
+            return
+        self.signed_in = False
         home = self.client.get("/", name="/")
         token = csrf_token(home.text or "")
         if token:
@@ -180,6 +184,8 @@ class BrowserWriter(MicroblogUser):
     @tag("write", "browser")
     @task(3)
     def write_post(self) -> None:
+        if not self.signed_in:  # the last sign-in was turned away (503): try again first
+            return self.sign_in()
         home = self.client.get("/", name="/")
         key, body = post_body()
         form = {"csrf_token": csrf_token(home.text or "") or "", "body": body}
@@ -197,7 +203,7 @@ class BrowserWriter(MicroblogUser):
     @tag("write", "browser")
     @task(1)
     def delete_post(self) -> None:
-        if not self.my_posts:
+        if not self.my_posts or not self.signed_in:
             return
         post_id = self.my_posts.pop(random.randrange(len(self.my_posts)))
         home = self.client.get("/", name="/")

@@ -49,9 +49,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     return app
 
 
-def create_asgi_app(settings: Settings | None = None) -> ASGIApp:
-    """The app wrapped for an ASGI server such as uvicorn."""
-    return ASGIApp(create_app(settings))
+def create_asgi_app(settings: Settings | None = None) -> Any:
+    """The app wrapped for an ASGI server such as uvicorn, shedding load when it falls behind."""
+    from .overload import LoadShedding
+
+    settings = settings or Settings()
+    app = create_app(settings)
+    return LoadShedding(ASGIApp(app), app, max_lag_ms=settings.overload_max_lag_ms)
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

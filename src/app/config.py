@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     token_lifetime_hours: int = Field(default=24, ge=1)
     password_hash_threads: int = Field(default=2, ge=1, le=32)
     password_queue_timeout: float = Field(default=2.0, gt=0)
+    overload_max_lag_ms: int = Field(default=500, ge=0)
     max_content_length: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("database_url")

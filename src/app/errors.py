@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from .api import API_PREFIX
+from .api import is_api_path
 from .api.problems import APIProblem, problem_response
 from .database import DatabaseBusy
 from .passwords import PasswordBudgetExhausted
@@ -24,7 +24,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _wants_problem_json() -> bool:
-    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
+    return is_api_path(request.path)
 
 
 def _api_problem(error: APIProblem) -> Response:

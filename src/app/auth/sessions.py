@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import UserMixin
 
 from .. import login_manager
-from ..api import API_PREFIX
+from ..api import is_api_path
 from ..database import db
 from ..store.users import find_user_by_id
 from . import bp
@@ -25,7 +25,7 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
     """Signed-cookie sessions for pages; API requests get none, so cookies never reach it."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(API_PREFIX):
+        if is_api_path(request.path):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
