@@ -58,7 +58,11 @@ STACKS = (
         "asgi:app",
         app_dir=None,
         # A fresh random secret per run: production mode refuses placeholders.
-        extra_env={"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(36)},
+        extra_env={
+            "APP_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(36),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        },
     ),
     Stack("fastapi", "FastAPI + AsyncSession (ORM) + asyncpg", 18102, "fastapi_app:app"),
     Stack("quart", "Quart + AsyncSession (ORM) + asyncpg", 18103, "quart_app:app"),

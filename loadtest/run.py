@@ -178,6 +178,7 @@ def start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen[by
     env = {
         **os.environ,
         "APP_ENV": "production",
+        "ALLOWED_HOSTS": "127.0.0.1",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
     }

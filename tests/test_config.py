@@ -4,7 +4,12 @@ import pytest
 
 from app.config import ConfigurationError, Settings, hide_password, normalize_database_url
 
-GOOD_SECRET = "x" * 48
+GOOD_SECRET = "kq3B9-vXw_2mZr7TfLp0sHc4NdYe8UaJ1oGi6RtV"
+PRODUCTION = {
+    "app_env": "production",
+    "database_url": "postgres://u@h/db",
+    "allowed_hosts": "a.test",
+}
 
 
 @pytest.mark.parametrize(
@@ -73,32 +78,51 @@ def test_development_generates_a_secret_when_none_is_set(monkeypatch):
     assert first.secret_key != second.secret_key
 
 
-@pytest.mark.parametrize("secret", [None, "short", "changeme", "secret"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        None,
+        "short",
+        "changeme",
+        "secret",
+        "a" * 32,
+        "correcthorse" * 4,
+        "0123456789" * 4,
+        "abcdefabcdefabcdefabcdefabcdefabcdef",
+    ],
+)
 def test_production_refuses_to_start_without_a_real_secret(secret, monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
-        Settings(app_env="production", secret_key=secret, database_url="postgres://u@h/db")
+        Settings(**PRODUCTION, secret_key=secret)
+
+
+def test_production_refuses_to_start_with_debug_on(monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    with pytest.raises(ConfigurationError, match="FLASK_DEBUG"):
+        Settings(**PRODUCTION, secret_key=GOOD_SECRET)
+
+
+def test_production_refuses_to_start_without_allowed_hosts():
+    with pytest.raises(ConfigurationError, match="ALLOWED_HOSTS"):
+        Settings(**(PRODUCTION | {"allowed_hosts": " , "}), secret_key=GOOD_SECRET)
 
 
 def test_production_refuses_to_start_without_a_database_url(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
-        Settings(app_env="production", secret_key=GOOD_SECRET)
+        Settings(app_env="production", secret_key=GOOD_SECRET, allowed_hosts="a.test")
 
 
 def test_production_starts_with_its_secrets(monkeypatch):
-    settings = Settings(
-        app_env="production", secret_key=GOOD_SECRET, database_url="postgres://u@h/db"
-    )
-    assert settings.is_production
+    settings = Settings(**PRODUCTION, secret_key=GOOD_SECRET)
+    assert settings.is_production and settings.trusted_hosts == ["a.test"]
 
 
 def test_production_cookies_are_secure():
     from app import create_app
 
-    app = create_app(
-        Settings(app_env="production", secret_key=GOOD_SECRET, database_url="postgres://u@h/db")
-    )
+    app = create_app(Settings(**PRODUCTION, secret_key=GOOD_SECRET))
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

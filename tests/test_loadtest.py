@@ -105,6 +105,7 @@ async def served_app(postgres_available):
         "DATABASE_URL": postgres_available,
         "SECRET_KEY": TEST_SECRET,
         "APP_ENV": "production",
+        "ALLOWED_HOSTS": "127.0.0.1",
     }
     command = [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port)]
     process = subprocess.Popen(

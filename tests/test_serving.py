@@ -36,6 +36,7 @@ async def server(database_url):
         "DATABASE_URL": database_url,
         "SECRET_KEY": TEST_SECRET,
         "APP_ENV": "production",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DB_POOL_SIZE": "5",
     }
     process = subprocess.Popen(

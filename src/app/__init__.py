@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from .bridge import ASGIApp, AsyncFlask
@@ -13,7 +12,6 @@ from .config import Settings
 from .database import db
 from .passwords import password_budget
 
-login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
@@ -31,10 +29,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
         queue_timeout=settings.password_queue_timeout,
     )
     csrf.init_app(app)
-    login_manager.init_app(app)
 
     from . import api, auth, cli, health, main
-    from .auth.sessions import BrowserSessionInterface
+    from .auth.sessions import BrowserSessionInterface, login_manager, session_lifetimes
+
+    login_manager.init_app(app)
+    app.config.update(session_lifetimes(settings.session_hours, settings.remember_days))
     from .errors import register_error_handlers
 
     app.session_interface = BrowserSessionInterface()
@@ -64,6 +64,7 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "SECRET_KEY": secret,
         "SETTINGS": settings,
         "MAX_CONTENT_LENGTH": settings.max_content_length,
+        "TRUSTED_HOSTS": settings.trusted_hosts,
         "TOKEN_LIFETIME_HOURS": settings.token_lifetime_hours,
         "READINESS_TIMEOUT": settings.readiness_timeout,
         "POSTS_PER_PAGE": 20,
@@ -74,6 +75,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": settings.is_production,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        # Browsers with strict privacy settings send no Referer over HTTPS; the token, SameSite
+        # cookies and the Origin check (security.py) stand without it.
+        "WTF_CSRF_SSL_STRICT": False,
+        "SESSION_REFRESH_EACH_REQUEST": False,  # a sign-in ends when it ends; it never slides
         "TESTING": settings.app_env == "test",
     }
 

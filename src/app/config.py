@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 12  # secrets.token_urlsafe(32) has about 30
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
 
 # libpq spellings that PaaS providers put in DATABASE_URL, and what asyncpg calls them.
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     password_queue_timeout: float = Field(default=2.0, gt=0)
     overload_max_lag_ms: int = Field(default=500, ge=0)
     max_content_length: int = Field(default=64 * 1024, ge=1024)
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    remember_days: int = Field(default=30, ge=1, le=30)
+    allowed_hosts: str = ""  # comma-separated; ".example.com" also allows its subdomains
+    flask_debug: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -114,10 +119,16 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def trusted_hosts(self) -> list[str] | None:
+        """The ``Host`` values to answer, or None for any (outside production only)."""
+        hosts = [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
+        return hosts or None
+
 
 def _require_production_secrets(settings: Settings) -> None:
     key = settings.secret_key.get_secret_value() if settings.secret_key else ""
-    if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in PLACEHOLDER_SECRETS:
+    if is_weak_secret(key):
         raise ConfigurationError(
             f"APP_ENV=production needs SECRET_KEY set to a random string of at least "
             f"{MIN_SECRET_KEY_LENGTH} characters, e.g. python -c 'import secrets; "
@@ -125,3 +136,18 @@ def _require_production_secrets(settings: Settings) -> None:
         )
     if not settings.database_url:
         raise ConfigurationError("APP_ENV=production needs DATABASE_URL")
+    if not settings.trusted_hosts:
+        raise ConfigurationError(
+            "APP_ENV=production needs ALLOWED_HOSTS: the host names this app answers to, "
+            "comma-separated (e.g. myapp.herokuapp.com,www.example.com)"
+        )
+    if settings.flask_debug:
+        raise ConfigurationError("APP_ENV=production refuses to start with FLASK_DEBUG on")
+
+
+def is_weak_secret(key: str) -> bool:
+    """Too short, a placeholder, or too little variety (one character or one word repeated)."""
+    if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in PLACEHOLDER_SECRETS:
+        return True
+    repeats_itself = (key + key).find(key, 1) < len(key)
+    return repeats_itself or len(set(key)) < MIN_DISTINCT_CHARACTERS

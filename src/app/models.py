@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, MetaData, String, TypeDecorator, func
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    TypeDecorator,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-USERNAME_MAX = 32
+USERNAME_MIN, USERNAME_MAX = 3, 32
+USERNAME_PATTERN = r"^[A-Za-z0-9_]+$"  # unique without regard to case
 EMAIL_MAX = 254
 POST_BODY_MAX = 280
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in both databases
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,6 +31,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def is_username(value: str) -> bool:
+    """Whether ``value`` could name a user: anything else needs no database lookup."""
+    return (
+        USERNAME_MIN <= len(value) <= USERNAME_MAX and re.match(USERNAME_PATTERN, value) is not None
+    )
 
 
 def utc_now() -> datetime:
@@ -58,6 +77,10 @@ class User(Base):
     )
 
 
+# Alice and alice are one user: names are unique, and looked up, in lower case.
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
+
+
 class Post(Base):
     """A post. Ids grow with time, so ``id DESC`` is newest first and a stable keyset."""
 
@@ -80,6 +103,22 @@ class Token(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utc_now, server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class BrowserSession(Base):
+    """A signed-in browser. The cookie carries a random id, stored here only as its SHA-256;
+    deleting the row signs that browser out, whatever cookie it still holds."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utc_now, server_default=func.now()
     )

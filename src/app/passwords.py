@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from importlib import resources
 from typing import NamedTuple, TypeVar
 
 from argon2 import PasswordHasher
@@ -23,6 +24,8 @@ from .bridge import AsyncFlask
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 # OWASP's minimum for Argon2id (m=19 MiB, t=2, p=1): about 18 ms a hash on our CI machines,
 # and 19 MiB a thread, so the default budget of two threads fits a 512 MB dyno easily.
@@ -117,3 +120,24 @@ def _verify(password_hash: str, password: str, is_real: bool) -> Verdict:
 @cache
 def _dummy_hash() -> str:
     return HASHER.hash("not a password anyone has")
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be chosen, or None: the one rule for the API and the forms.
+
+    Any Unicode is fine and is kept exactly as typed; the length counts characters.
+    """
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return f"Use {PASSWORD_MIN} to {PASSWORD_MAX} characters."
+    if not password.strip():
+        return "A password needs more than spaces."
+    if password.lower() in common_passwords():
+        return "That password is one of the most common ones; choose another."
+    return None
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of the 10,000 most common passwords, read once."""
+    text = resources.files("app").joinpath("data/common-passwords.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))

@@ -4,21 +4,24 @@ the bearer token, validates the query and body, and describes the route in the O
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flask import Response, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.datastructures import Authorization
 
 from ..database import db
-from ..store.tokens import TokenUser, find_token_user
+from ..store.tokens import UserRef, find_token_user
 from .problems import APIProblem, validation_problem
 
 AsyncView = Callable[..., Coroutine[Any, Any, Response]]
 Auth = Literal["bearer", "basic"]
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="api"'}
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,23 @@ def operation(
     auth: Auth | None = None,
     tag: str,
 ) -> Callable[[AsyncView], AsyncView]:
-    """Declare a view's contract; the view gets ``user``, ``query`` and ``body`` as asked."""
+    """Declare a view's contract, and enforce it: ``auth="bearer"`` gives the view ``user``
+    (and ``token`` if it asks), ``auth="basic"`` gives it ``credentials``, or the request ends
+    in a 401 before the view runs; ``query`` and ``body`` arrive validated."""
 
     def decorate(view: AsyncView) -> AsyncView:
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
         contract = Operation(summary, responses, body, query, auth, (tag,))
+        wants_token = "token" in inspect.signature(view).parameters
 
         @functools.wraps(view)
         async def checked_view(**kwargs: Any) -> Response:
             if auth == "bearer":
-                kwargs["user"] = await bearer_user()
+                kwargs["user"], token = await bearer_user()
+                if wants_token:
+                    kwargs["token"] = token
+            elif auth == "basic":
+                kwargs["credentials"] = basic_credentials()
             if query is not None:
                 kwargs["query"] = _validate(query, request.args.to_dict(), "query")
             if body is not None:
@@ -63,8 +73,8 @@ def operation(
     return decorate
 
 
-async def bearer_user() -> TokenUser:
-    """The user whose unexpired token is in ``Authorization: Bearer``, or a 401."""
+async def bearer_user() -> tuple[UserRef, str]:
+    """The user whose unexpired token is in ``Authorization: Bearer``, and the token; or a 401."""
     credentials = request.authorization
     if credentials is None or credentials.type != "bearer" or not credentials.token:
         raise APIProblem(401, "A bearer token is required.", headers=BEARER_CHALLENGE)
@@ -74,7 +84,19 @@ async def bearer_user() -> TokenUser:
         raise APIProblem(
             401, "The bearer token is invalid or has expired.", headers=BEARER_CHALLENGE
         )
-    return user
+    return user, credentials.token
+
+
+def basic_credentials() -> Authorization:
+    """The ``Authorization: Basic`` username and password, or a 401 that asks for them."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        raise APIProblem(
+            401,
+            "Send a username and password with HTTP Basic authentication.",
+            headers=BASIC_CHALLENGE,
+        )
+    return credentials
 
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:

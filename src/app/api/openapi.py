@@ -12,11 +12,15 @@ from flask import Flask, Response, current_app, json
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
+from ..models import MAX_ID
 from . import bp
 from .contract import Operation
 
-_PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>\w+)>")
-_CONVERTER_SCHEMAS = {"int": {"type": "integer", "minimum": 0}, None: {"type": "string"}}
+_PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_CONVERTER_SCHEMAS = {
+    "int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    None: {"type": "string"},
+}
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer"},
     "basic": {"type": "http", "scheme": "basic"},

@@ -15,12 +15,20 @@ from ..store.posts import (
     find_post,
     select_posts_after,
 )
-from ..store.tokens import TokenUser
+from ..store.tokens import UserRef
 from . import bp
 from .contract import operation
 from .problems import APIProblem
 from .responses import json_response, no_content
-from .schemas import PageQuery, PostCreate, PostPage, PostPublic, Problem, encode_cursor
+from .schemas import (
+    MAX_ID,
+    PageQuery,
+    PostCreate,
+    PostPage,
+    PostPublic,
+    Problem,
+    encode_cursor,
+)
 
 
 def post_page(rows: Sequence[Row], limit: int) -> PostPage:
@@ -46,7 +54,7 @@ async def list_posts(query: PageQuery) -> Response:
     responses={201: PostPublic, 401: Problem, 422: Problem},
     tag="posts",
 )
-async def write_post(user: TokenUser, body: PostCreate) -> Response:
+async def write_post(user: UserRef, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
         row = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
@@ -55,7 +63,7 @@ async def write_post(user: TokenUser, body: PostCreate) -> Response:
     return json_response(post, 201, {"Location": location})
 
 
-@bp.get("/posts/<int:post_id>")
+@bp.get(f"/posts/<int(max={MAX_ID}):post_id>")
 @operation(responses={200: PostPublic, 404: Problem}, tag="posts")
 async def get_post(post_id: int) -> Response:
     """One post."""
@@ -66,11 +74,11 @@ async def get_post(post_id: int) -> Response:
     return json_response(PostPublic(*post))
 
 
-@bp.delete("/posts/<int:post_id>")
+@bp.delete(f"/posts/<int(max={MAX_ID}):post_id>")
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
-async def remove_post(user: TokenUser, post_id: int) -> Response:
+async def remove_post(user: UserRef, post_id: int) -> Response:
     """Delete one of your own posts."""
     try:
         async with db.connect() as conn:

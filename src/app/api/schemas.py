@@ -8,15 +8,50 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from ..models import EMAIL_MAX, POST_BODY_MAX, USERNAME_MAX
+from ..models import (
+    EMAIL_MAX,
+    MAX_ID,
+    POST_BODY_MAX,
+    USERNAME_MAX,
+    USERNAME_MIN,
+    USERNAME_PATTERN,
+)
+from ..passwords import PASSWORD_MAX, PASSWORD_MIN, password_problem
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_]+$"
-PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+def _acceptable_password(value: str) -> str:
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL refuses NUL in text where SQLite stores it: refuse it on both.
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
 
 Username = Annotated[
-    str, StringConstraints(min_length=3, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN)
+    str,
+    StringConstraints(min_length=USERNAME_MIN, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN),
+]
+# Kept exactly as typed: no stripping, any Unicode; the rule is passwords.password_problem.
+Password = Annotated[
+    str,
+    StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, strip_whitespace=False),
+    AfterValidator(_acceptable_password),
 ]
 
 
@@ -27,19 +62,25 @@ class _Request(BaseModel):
 class UserCreate(_Request):
     username: Username
     email: Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
-    password: Annotated[
-        str,
-        StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, strip_whitespace=False),
-    ]
+    password: Password
 
     @field_validator("email")
     @classmethod
     def _lowercase_email(cls, value: str) -> str:
-        return value.lower()
+        return _no_nul(value).lower()
+
+
+class PasswordChange(_Request):
+    current_password: Annotated[
+        str, StringConstraints(max_length=PASSWORD_MAX, strip_whitespace=False)
+    ]
+    new_password: Password
 
 
 class PostCreate(_Request):
-    body: Annotated[str, StringConstraints(min_length=1, max_length=POST_BODY_MAX)]
+    body: Annotated[
+        str, StringConstraints(min_length=1, max_length=POST_BODY_MAX), AfterValidator(_no_nul)
+    ]
 
 
 def encode_cursor(post_id: int) -> str:
@@ -51,7 +92,7 @@ def decode_cursor(cursor: str) -> int:
         post_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise ValueError("not a cursor this API returned") from None
-    if post_id < 1:
+    if not 1 <= post_id <= MAX_ID:
         raise ValueError("not a cursor this API returned")
     return post_id
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Response, url_for
 
 from ..database import db
-from ..passwords import hash_password
+from ..models import is_username
+from ..passwords import hash_password, verify_password
 from ..store.posts import select_posts_after
+from ..store.tokens import UserRef
 from ..store.users import (
     EmailTaken,
     UsernameTaken,
@@ -14,13 +16,14 @@ from ..store.users import (
     find_profile,
     find_user_by_username,
     refuse_taken,
+    replace_password,
 )
 from . import bp
 from .contract import operation
 from .posts import post_page
 from .problems import APIProblem
-from .responses import json_response
-from .schemas import PageQuery, PostPage, Problem, UserCreate, UserPublic
+from .responses import json_response, no_content
+from .schemas import PageQuery, PasswordChange, PostPage, Problem, UserCreate, UserPublic
 
 
 @bp.post("/users")
@@ -43,14 +46,42 @@ async def register(body: UserCreate) -> Response:
     return json_response(UserPublic(*profile), 201, {"Location": location})
 
 
+def no_such_user() -> APIProblem:
+    return APIProblem(404, "No user has that username.")
+
+
+@bp.put("/users/me/password")
+@operation(
+    auth="bearer",
+    body=PasswordChange,
+    responses={204: None, 401: Problem, 403: Problem, 422: Problem},
+    tag="users",
+)
+async def change_password(user: UserRef, body: PasswordChange) -> Response:
+    """Change the token user's password; every token and browser session of theirs ends."""
+    async with db.connect() as conn:
+        account = await find_user_by_username(conn, user.username)
+    verdict = await verify_password(
+        account.password_hash if account else None, body.current_password
+    )
+    if account is None or not verdict.matches:
+        raise APIProblem(403, "The current password is wrong.")
+    password_hash = await hash_password(body.new_password)
+    async with db.begin() as conn:
+        await replace_password(conn, user.id, password_hash)
+    return no_content()
+
+
 @bp.get("/users/<username>")
 @operation(responses={200: UserPublic, 404: Problem}, tag="users")
 async def get_user(username: str) -> Response:
     """A user's public profile, with its post count."""
+    if not is_username(username):
+        raise no_such_user()
     async with db.connect() as conn:
         profile = await find_profile(conn, username)
     if profile is None:
-        raise APIProblem(404, "No user has that username.")
+        raise no_such_user()
     return json_response(UserPublic(*profile))
 
 
@@ -58,10 +89,12 @@ async def get_user(username: str) -> Response:
 @operation(query=PageQuery, responses={200: PostPage, 404: Problem, 422: Problem}, tag="users")
 async def list_user_posts(username: str, query: PageQuery) -> Response:
     """A user's posts, newest first, a page at a time."""
+    if not is_username(username):
+        raise no_such_user()
     async with db.connect() as conn:
         user = await find_user_by_username(conn, username)
         if user is None:
-            raise APIProblem(404, "No user has that username.")
+            raise no_such_user()
         posts = await select_posts_after(
             conn, limit=query.limit + 1, before=query.before, author_id=user.id
         )

@@ -1,24 +1,32 @@
-"""Browser sessions: the signed cookie, and who is signed in.
+"""Browser sessions: who is signed in, decided on the server for every request.
 
-The signed user is loaded from the database asynchronously before each browser request;
-Flask-Login's ``user_loader`` is synchronous, so it only reads what that hook loaded.
+The signed cookie carries only a random session id; the session itself is a row in
+``browser_sessions`` (``store/sessions.py``), loaded asynchronously before each page request.
+Ending the row (sign out, sign out everywhere, a password change) signs that browser out even
+if it replays an old cookie. Flask-Login's ``user_loader`` is synchronous, so it only reads
+what the hook loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from flask import Flask, Request, g, request, session
+from flask import Flask, Request, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_login import UserMixin
+from flask_login import LoginManager, UserMixin, login_user, logout_user
 
-from .. import login_manager
 from ..api import is_api_path
 from ..database import db
-from ..store.users import find_user_by_id
+from ..store.sessions import end_session, find_session_user, start_session
 from . import bp
 
+SESSION_ID = "sid"
 NOT_BROWSER_BLUEPRINTS = frozenset({"api", "health"})
+
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to see that page."
 
 
 class BrowserSessionInterface(SecureCookieSessionInterface):
@@ -41,14 +49,17 @@ class SessionUser(UserMixin):
 
 @bp.before_app_request
 async def load_signed_in_user() -> None:
-    if request.blueprint in NOT_BROWSER_BLUEPRINTS:
+    if request.blueprint in NOT_BROWSER_BLUEPRINTS or request.endpoint == "static":
         return
-    user_id = session.get("_user_id")
-    if user_id is None:
+    token = session.get(SESSION_ID)
+    if token is None:
         return
     async with db.connect() as conn:
-        row = await find_user_by_id(conn, int(user_id))
-    g.session_user = SessionUser(row.id, row.username) if row is not None else None
+        owner = await find_session_user(conn, token)
+    if owner is None:  # ended on the server, or expired: this browser is signed out
+        session.clear()
+        return
+    g.session_user = SessionUser(owner.id, owner.username)
 
 
 @login_manager.user_loader
@@ -57,5 +68,30 @@ def read_loaded_user(user_id: str) -> SessionUser | None:
     return user if user is not None and user.get_id() == user_id else None
 
 
-login_manager.login_view = "auth.login"
-login_manager.login_message = "Please sign in to see that page."
+async def sign_in(user: SessionUser, *, remember: bool) -> None:
+    """A fresh session for ``user``: a new server row, a new cookie, nothing kept from before."""
+    config = current_app.config
+    lifetime = config["PERMANENT_SESSION_LIFETIME"] if remember else config["SESSION_LIFETIME"]
+    async with db.connect() as conn:
+        token = await start_session(conn, user.id, lifetime=lifetime, remember=remember)
+    session.clear()
+    session[SESSION_ID] = token
+    session.permanent = remember  # otherwise the cookie ends with the browser
+    login_user(user)
+
+
+async def sign_out() -> None:
+    token = session.get(SESSION_ID)
+    if token is not None:
+        async with db.connect() as conn:
+            await end_session(conn, token)
+    logout_user()
+    session.clear()
+
+
+def session_lifetimes(session_hours: int, remember_days: int) -> dict[str, timedelta]:
+    """Flask config: how long a sign-in lasts, with and without "keep me signed in"."""
+    return {
+        "SESSION_LIFETIME": timedelta(hours=session_hours),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=remember_days),
+    }

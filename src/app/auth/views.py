@@ -1,26 +1,28 @@
-"""Register, sign in and sign out."""
+"""Register, sign in, sign out (here or everywhere), change the password."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..database import db
 from ..passwords import hash_password, verify_password
+from ..store.sessions import end_all_sessions
 from ..store.users import (
     EmailTaken,
     UsernameTaken,
     create_user,
     find_user_by_username,
     refuse_taken,
+    replace_password,
     update_password_hash,
 )
 from . import bp
-from .forms import LoginForm, RegistrationForm
-from .sessions import SessionUser
+from .forms import LoginForm, PasswordChangeForm, RegistrationForm, SignOutEverywhereForm
+from .sessions import SessionUser, sign_in, sign_out
 
 LOGIN_FAILED = "Wrong username or password."
 
@@ -60,8 +62,7 @@ async def login() -> Response | str:
             if verdict.new_hash is not None:
                 async with db.connect() as conn:
                     await update_password_hash(conn, user.id, verdict.new_hash)
-            session.permanent = True
-            login_user(SessionUser(user.id, user.username))
+            await sign_in(SessionUser(user.id, user.username), remember=form.remember.data)
             return redirect(local_path_or(request.args.get("next"), url_for("main.index")))
         form.form_errors.append(LOGIN_FAILED)
     return render_template("auth/login.html", form=form)
@@ -69,8 +70,40 @@ async def login() -> Response | str:
 
 @bp.post("/logout")
 async def logout() -> Response:
-    logout_user()
+    await sign_out()
     flash("You are signed out.")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+async def change_password() -> Response | str:
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        async with db.connect() as conn:
+            user = await find_user_by_username(conn, current_user.username)
+        stored = user.password_hash if user is not None else None
+        verdict = await verify_password(stored, form.current_password.data)
+        if user is not None and verdict.matches:
+            password_hash = await hash_password(form.new_password.data)
+            async with db.begin() as conn:
+                await replace_password(conn, current_user.id, password_hash)
+            await sign_in(SessionUser(current_user.id, current_user.username), remember=False)
+            flash("Your password is changed, and every other device is signed out.")
+            return redirect(url_for("main.index"))
+        form.current_password.errors.append("That is not your current password.")
+    return render_template("auth/password.html", form=form, everywhere=SignOutEverywhereForm())
+
+
+@bp.post("/sign-out-everywhere")
+@login_required
+async def sign_out_everywhere() -> Response:
+    form = SignOutEverywhereForm()
+    if form.validate_on_submit():
+        async with db.connect() as conn:
+            await end_all_sessions(conn, current_user.id)
+        await sign_out()
+        flash("Every device, this one included, is signed out.")
     return redirect(url_for("main.index"))
 
 

@@ -6,18 +6,20 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from .. import login_manager
 from ..database import db
+from ..models import MAX_ID, is_username
 from ..store.posts import NotAuthor, create_post, delete_post, select_posts_page
 from ..store.users import find_user_by_username
 from . import bp
 from .forms import PostForm
 
+MAX_PAGE_DIGITS = 7  # a million pages of 20 posts: further than anyone pages
+
 
 def requested_page() -> int:
-    """The ``?page=N`` number (from 1); anything else is a 404."""
+    """The ``?page=N`` number (from 1); anything else, or a page no one could reach, is a 404."""
     raw = request.args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
         abort(404)
     return int(raw)
 
@@ -26,7 +28,7 @@ def requested_page() -> int:
 async def index() -> Response | str:
     form = PostForm()
     if request.method == "POST" and not current_user.is_authenticated:
-        return login_manager.unauthorized()  # type: ignore[no-any-return]
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined,no-any-return]
     if form.validate_on_submit():
         async with db.connect() as conn:
             post_id, *_ = await create_post(
@@ -37,7 +39,7 @@ async def index() -> Response | str:
     return await _render_posts("index.html", form=form)
 
 
-@bp.post("/post/<int:post_id>/delete")
+@bp.post(f"/post/<int(max={MAX_ID}):post_id>/delete")
 @login_required
 async def remove_post(post_id: int) -> Response:
     try:
@@ -53,6 +55,8 @@ async def remove_post(post_id: int) -> Response:
 
 @bp.get("/user/<username>")
 async def user_posts(username: str) -> str:
+    if not is_username(username):
+        abort(404)
     async with db.connect() as conn:
         user = await find_user_by_username(conn, username)
     if user is None:

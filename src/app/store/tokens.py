@@ -12,16 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Token, User, utc_now
 
+MAX_LIVE_TOKENS = 10
+
 
 @dataclass(frozen=True, slots=True)
-class TokenUser:
-    """Who a valid token speaks for."""
+class UserRef:
+    """Who a valid token or browser session speaks for."""
 
     id: int
     username: str
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """What is stored of a secret handed to a client: its SHA-256, never the secret."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -33,23 +36,40 @@ _user_for_token = (
 
 
 async def issue_token(
-    conn: AsyncConnection, user_id: int, lifetime: timedelta
+    conn: AsyncConnection, user_id: int, lifetime: timedelta, *, keep: int = MAX_LIVE_TOKENS
 ) -> tuple[str, datetime]:
-    """Create a token for ``user_id``; return it (shown once, never stored) and its expiry."""
+    """Create a token for ``user_id``; return it (shown once, never stored) and its expiry.
+
+    Expired tokens are purged on the way, and the user's oldest live tokens beyond ``keep``
+    are revoked, so tokens cannot pile up however often a client signs in.
+    """
     token = secrets.token_urlsafe(32)
-    expires_at = utc_now() + lifetime
-    await conn.execute(
-        insert(Token).values(token_hash=_digest(token), user_id=user_id, expires_at=expires_at)
+    now = utc_now()
+    await conn.execute(delete(Token).where(Token.expires_at <= now))
+    newest = (
+        select(Token.id)
+        .where(Token.user_id == user_id)
+        .order_by(Token.id.desc())
+        .limit(keep - 1)
+        .scalar_subquery()
     )
-    return token, expires_at
+    await conn.execute(delete(Token).where(Token.user_id == user_id, Token.id.not_in(newest)))
+    await conn.execute(
+        insert(Token).values(token_hash=digest(token), user_id=user_id, expires_at=now + lifetime)
+    )
+    return token, now + lifetime
 
 
-async def find_token_user(conn: AsyncConnection, token: str) -> TokenUser | None:
+async def find_token_user(conn: AsyncConnection, token: str) -> UserRef | None:
     """The user of an unexpired ``token``, or None."""
-    params = {"token_hash": _digest(token), "now": utc_now()}
+    params = {"token_hash": digest(token), "now": utc_now()}
     row = (await conn.execute(_user_for_token, params)).first()
-    return TokenUser(row.id, row.username) if row is not None else None
+    return UserRef(row.id, row.username) if row is not None else None
 
 
 async def revoke_token(conn: AsyncConnection, token: str) -> None:
-    await conn.execute(delete(Token).where(Token.token_hash == _digest(token)))
+    await conn.execute(delete(Token).where(Token.token_hash == digest(token)))
+
+
+async def revoke_all_tokens(conn: AsyncConnection, user_id: int) -> None:
+    await conn.execute(delete(Token).where(Token.user_id == user_id))

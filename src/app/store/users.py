@@ -26,15 +26,15 @@ class Profile(NamedTuple):
     post_count: int
 
 
-_by_username = select(User.id, User.username, User.password_hash, User.created_at).where(
-    User.username == bindparam("username")
-)
+# Names match in any case (the index is on lower(username)); each user keeps the case they chose.
+_same_name = func.lower(User.username) == func.lower(bindparam("username"))
+_by_username = select(User.id, User.username, User.password_hash, User.created_at).where(_same_name)
 _by_id = select(User.id, User.username).where(User.id == bindparam("user_id"))
 _profile = select(
     User.username,
     User.created_at,
     select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
-).where(User.username == bindparam("username"))
+).where(_same_name)
 
 
 async def create_user(
@@ -58,7 +58,7 @@ async def create_user(
 
 async def refuse_taken(conn: AsyncConnection, *, username: str, email: str) -> None:
     """Raise ``UsernameTaken`` or ``EmailTaken``; cheap, so it runs before any hashing."""
-    if await conn.scalar(select(User.id).where(User.username == username)) is not None:
+    if await conn.scalar(select(User.id).where(_same_name), {"username": username}) is not None:
         raise UsernameTaken(username)
     if await conn.scalar(select(User.id).where(User.email == email)) is not None:
         raise EmailTaken(email)
@@ -80,3 +80,16 @@ async def find_profile(conn: AsyncConnection, username: str) -> Profile | None:
 
 async def update_password_hash(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
     await conn.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
+
+
+async def replace_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    """A new password ends every browser session and revokes every API token of the user.
+
+    Run it inside ``db.begin()``: all of it happens, or none.
+    """
+    from .sessions import end_all_sessions
+    from .tokens import revoke_all_tokens
+
+    await update_password_hash(conn, user_id, password_hash)
+    await end_all_sessions(conn, user_id)
+    await revoke_all_tokens(conn, user_id)
