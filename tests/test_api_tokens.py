@@ -60,3 +60,36 @@ async def test_tokens_are_stored_only_as_hashes(client, alice, app):
         async with db.connect() as conn:
             stored = list(await conn.scalars(select(Token.token_hash)))
     assert stored and alice.token not in stored
+
+
+async def test_expired_tokens_are_purged_when_a_token_is_issued(client, alice, app):
+    from sqlalchemy import func, select, update
+
+    from app.database import db
+    from app.models import Token, utc_now
+
+    with app.app_context():
+        async with db.connect() as conn:
+            await conn.execute(update(Token).values(expires_at=utc_now()))
+    assert (await client.post("/api/tokens", auth=("alice", PASSWORD))).status_code == 201
+    with app.app_context():
+        async with db.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(Token)) == 1
+
+
+async def test_a_user_keeps_at_most_ten_live_tokens_the_oldest_go_first(client, alice):
+    from app.store.tokens import MAX_LIVE_TOKENS
+
+    tokens = [
+        (await client.post("/api/tokens", auth=("alice", PASSWORD))).json()["token"]
+        for _ in range(MAX_LIVE_TOKENS + 2)
+    ]
+    statuses = [
+        (
+            await client.post(
+                "/api/posts", json={"body": "x"}, headers={"Authorization": f"Bearer {t}"}
+            )
+        ).status_code
+        for t in [alice.token, *tokens]
+    ]
+    assert statuses == [401] * 3 + [201] * MAX_LIVE_TOKENS

@@ -120,3 +120,41 @@ async def test_a_wrong_password_never_renews_the_hash(client, app, wrong):
     before = await stored_hash(app, "erin")
     assert (await client.post("/api/tokens", auth=("erin", wrong))).status_code == 401
     assert await stored_hash(app, "erin") == before
+
+
+@pytest.mark.parametrize("password", ["password123", "12345678", "Qwertyuiop", "iloveyou1"])
+async def test_common_passwords_are_refused_by_the_api_and_the_form(client, password):
+    body = {"username": "carol", "email": "c@example.com", "password": password}
+    response = await client.post("/api/users", json=body)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "password"
+    page = await register(client, username="carol", password=password)
+    assert page.status_code == 200 and "most common" in page.text
+
+
+@pytest.mark.parametrize("password", [" " * 8, "\t" * 10, "short"])
+async def test_blank_or_short_passwords_are_refused_alike(client, password):
+    body = {"username": "carol", "email": "c@example.com", "password": password}
+    assert (await client.post("/api/users", json=body)).status_code == 422
+    page = await register(client, username="carol", password=password)
+    assert page.status_code == 200 and "Welcome" not in page.text
+
+
+@pytest.mark.parametrize("password", ["  ünïcødé pass  ", "密码是一个很长的句子", "x" * 128])
+async def test_any_unicode_password_is_kept_exactly_as_typed(client, password):
+    body = {"username": "carol", "email": "c@example.com", "password": password}
+    assert (await client.post("/api/users", json=body)).status_code == 201
+    assert (await client.post("/api/tokens", auth=("carol", password))).status_code == 201
+    assert (await login(client, username="carol", password=password)).status_code == 302
+    if password != password.strip():
+        stripped = await client.post("/api/tokens", auth=("carol", password.strip()))
+        assert stripped.status_code == 401
+
+
+async def test_a_password_over_128_characters_is_refused(client):
+    body = {"username": "carol", "email": "c@example.com", "password": "x" * 129}
+    assert (await client.post("/api/users", json=body)).status_code == 422
+
+
+def test_the_shipped_list_holds_at_least_ten_thousand_passwords():
+    listed = passwords.common_passwords()
+    assert len(listed) >= 10_000 and {"123456", "password", "qwerty"} <= listed

@@ -38,6 +38,10 @@ def post_page(rows: Sequence[Row], limit: int) -> PostPage:
     return PostPage(items, next_cursor)
 
 
+def no_such_post() -> APIProblem:
+    return APIProblem(404, "No post has that id.")
+
+
 @bp.get("/posts")
 @operation(query=PageQuery, responses={200: PostPage, 422: Problem}, tag="posts")
 async def list_posts(query: PageQuery) -> Response:
@@ -63,28 +67,32 @@ async def write_post(user: UserRef, body: PostCreate) -> Response:
     return json_response(post, 201, {"Location": location})
 
 
-@bp.get(f"/posts/<int(max={MAX_ID}):post_id>")
+@bp.get("/posts/<int:post_id>")
 @operation(responses={200: PostPublic, 404: Problem}, tag="posts")
 async def get_post(post_id: int) -> Response:
     """One post."""
-    async with db.connect() as conn:
-        post = await find_post(conn, post_id)
+    post = None
+    if post_id <= MAX_ID:
+        async with db.connect() as conn:
+            post = await find_post(conn, post_id)
     if post is None:
-        raise APIProblem(404, "No post has that id.")
+        raise no_such_post()
     return json_response(PostPublic(*post))
 
 
-@bp.delete(f"/posts/<int(max={MAX_ID}):post_id>")
+@bp.delete("/posts/<int:post_id>")
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
 async def remove_post(user: UserRef, post_id: int) -> Response:
     """Delete one of your own posts."""
+    if post_id > MAX_ID:
+        raise no_such_post()
     try:
         async with db.connect() as conn:
             deleted = await delete_post(conn, post_id=post_id, author_id=user.id)
     except NotAuthor:
         raise APIProblem(403, "Only its author can delete a post.") from None
     if not deleted:
-        raise APIProblem(404, "No post has that id.")
+        raise no_such_post()
     return no_content()

@@ -39,9 +39,11 @@ async def index() -> Response | str:
     return await _render_posts("index.html", form=form)
 
 
-@bp.post(f"/post/<int(max={MAX_ID}):post_id>/delete")
+@bp.post("/post/<int:post_id>/delete")
 @login_required
 async def remove_post(post_id: int) -> Response:
+    if post_id > MAX_ID:
+        abort(404)
     try:
         async with db.connect() as conn:
             deleted = await delete_post(conn, post_id=post_id, author_id=current_user.id)

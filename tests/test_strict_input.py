@@ -1,0 +1,79 @@
+"""No input gives a 500, and both databases answer alike: NUL bytes, huge ids, odd names."""
+
+import base64
+
+import pytest
+from conftest import PASSWORD, csrf_token
+from test_auth import login, register
+
+NUL = "\x00"
+
+
+def cursor_for(number):
+    return base64.urlsafe_b64encode(str(number).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/users/al%00ice",
+        "/api/users/al%00ice/posts",
+        "/user/al%00ice",
+        "/api/posts/2147483648",
+        "/api/posts/99999999999999999999999",
+        "/?page=99999999999999999999",
+        "/?page=%C2%B2",
+        "/user/alice?page=12345678",
+    ],
+)
+async def test_out_of_range_or_impossible_paths_are_404(client, alice, path):
+    assert (await client.get(path)).status_code == 404
+
+
+async def test_deleting_an_id_past_int32_is_404_not_500(client, alice):
+    response = await client.delete("/api/posts/2147483648", headers=alice.auth)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("number", [0, -5, 2**31, 2**63, 10**30])
+async def test_cursors_outside_the_id_range_are_422(client, number):
+    response = await client.get("/api/posts", params={"cursor": cursor_for(number)})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["in"] == "query"
+
+
+async def test_a_nul_in_a_post_body_is_refused_on_both_databases(client, alice):
+    response = await client.post("/api/posts", json={"body": f"a{NUL}b"}, headers=alice.auth)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+async def test_a_nul_in_basic_credentials_is_just_a_wrong_sign_in(client, alice):
+    response = await client.post("/api/tokens", auth=(f"ali{NUL}ce", PASSWORD))
+    assert response.status_code == 401
+
+
+async def test_a_nul_in_registration_is_refused(client):
+    body = {"username": "nul", "email": f"n{NUL}@example.com", "password": PASSWORD}
+    assert (await client.post("/api/users", json=body)).status_code == 422
+
+
+async def test_a_nul_in_the_forms_is_a_form_error(client):
+    await register(client)
+    response = await login(client, username=f"er{NUL}in")
+    assert response.status_code == 200 and "not allowed" in response.text
+    await login(client)
+    home = await client.get("/")
+    response = await client.post("/", data={"csrf_token": csrf_token(home.text), "body": NUL})
+    assert response.status_code == 200 and "not allowed" in response.text
+
+
+async def test_names_are_unique_and_found_in_any_case(client, alice):
+    taken = await client.post(
+        "/api/users", json={"username": "ALICE", "email": "x@example.com", "password": PASSWORD}
+    )
+    assert taken.status_code == 409
+    assert (await client.get("/api/users/ALICE")).json()["username"] == "alice"
+    assert (await client.post("/api/tokens", auth=("Alice", PASSWORD))).status_code == 201
+    page = await register(client, username="Alice")
+    assert "That username is taken." in page.text
