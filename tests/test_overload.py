@@ -45,6 +45,7 @@ async def test_a_lagging_loop_answers_503_with_retry_after_then_recovers(sheddin
         assert api.headers["Content-Type"] == "application/problem+json"
         assert api.json()["status"] == 503 and api.json()["title"] == "Service Unavailable"
         assert page.status_code == 503 and "Too busy" in page.text
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
         assert health.status_code == 200, "the platform's probe is never shed"
         await wait_for_the_probe()
         assert (await client.get("/api/posts")).status_code == 200

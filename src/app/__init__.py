@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     )
     csrf.init_app(app)
 
-    from . import api, auth, cli, health, main
+    from . import api, auth, cli, health, main, security
     from .auth.sessions import BrowserSessionInterface, login_manager, session_lifetimes
 
     login_manager.init_app(app)
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     app.register_blueprint(main.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
+    security.init_app(app, production=settings.is_production)
     cli.register_commands(app)
     return app
 
@@ -52,10 +53,16 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
 def create_asgi_app(settings: Settings | None = None) -> Any:
     """The app wrapped for an ASGI server such as uvicorn, shedding load when it falls behind."""
     from .overload import LoadShedding
+    from .security import security_headers
 
     settings = settings or Settings()
     app = create_app(settings)
-    return LoadShedding(ASGIApp(app), app, max_lag_ms=settings.overload_max_lag_ms)
+    return LoadShedding(
+        ASGIApp(app),
+        app,
+        max_lag_ms=settings.overload_max_lag_ms,
+        headers=security_headers(production=settings.is_production),
+    )
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

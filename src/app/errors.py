@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    SecurityError,
+    ServiceUnavailable,
+)
 
 from .api import is_api_path
 from .api.problems import APIProblem, problem_response
@@ -36,6 +41,8 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int]:
     if _wants_problem_json():
         headers = {k: v for k, v in error.get_headers() if k.lower() in {"allow", "retry-after"}}
         return problem_response(status, error.description, headers=headers)
+    if isinstance(error, SecurityError):  # an untrusted Host: no URL can be built for a page
+        return Response("Bad Request: this host is not served here.\n", 400, mimetype="text/plain")
     return render_template("error.html", error=error), status
 
 

@@ -61,8 +61,11 @@ class LoopLag:
 class LoadShedding:
     """ASGI middleware: refuse new HTTP requests while the loop lags more than ``max_lag``."""
 
-    def __init__(self, app: Any, flask_app: AsyncFlask, *, max_lag_ms: int) -> None:
+    def __init__(
+        self, app: Any, flask_app: AsyncFlask, *, max_lag_ms: int, headers: dict[str, str]
+    ) -> None:
         self.app, self.max_lag = app, max_lag_ms / 1000
+        self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.lag = LoopLag()
         self._last_warning = 0.0
         if max_lag_ms:
@@ -96,6 +99,7 @@ class LoadShedding:
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(RETRY_AFTER_S).encode()),
+            *self._headers,
         ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
