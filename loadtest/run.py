@@ -179,6 +179,10 @@ def start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen[by
         **os.environ,
         "APP_ENV": "production",
         "ALLOWED_HOSTS": "127.0.0.1",
+        # Every simulated user comes from this one address: per-address limits would only
+        # measure themselves. Per-account limits stay on.
+        "RATE_LIMIT_SIGN_IN_ADDRESS": "off",
+        "RATE_LIMIT_REGISTER_ADDRESS": "off",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
     }

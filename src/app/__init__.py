@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .bridge import ASGIApp, AsyncFlask
 from .config import Settings
 from .database import db
 from .passwords import password_budget
+from .ratelimit import rate_limit_rules, rate_limiter
 
 csrf = CSRFProtect()
 
@@ -29,6 +31,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
         queue_timeout=settings.password_queue_timeout,
     )
     csrf.init_app(app)
+    rate_limiter.init_app(
+        app, redis_url=settings.redis_url or None, prefix=settings.rate_limit_prefix
+    )
+    if settings.trusted_proxy_hops:
+        # The client address is the one the platform's router saw: the last N entries of
+        # X-Forwarded-For, never the client-supplied left end.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from . import api, auth, cli, health, main, security
     from .auth.sessions import BrowserSessionInterface, login_manager, session_lifetimes
@@ -73,6 +83,7 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": settings.max_content_length,
         "TRUSTED_HOSTS": settings.trusted_hosts,
         "TOKEN_LIFETIME_HOURS": settings.token_lifetime_hours,
+        "RATE_LIMIT_RULES": rate_limit_rules(settings),
         "READINESS_TIMEOUT": settings.readiness_timeout,
         "POSTS_PER_PAGE": 20,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     max_content_length: int = Field(default=64 * 1024, ge=1024)
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     remember_days: int = Field(default=30, ge=1, le=30)
+    redis_url: str = ""
+    rate_limit_sign_in_account: str = "10/900"  # failed sign-ins per account, per 15 minutes
+    rate_limit_sign_in_address: str = "60/60"  # sign-in and token requests per client address
+    rate_limit_register_address: str = "20/3600"  # registrations per client address
+    rate_limit_prefix: str = "microblog:rl:"
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)  # X-Forwarded-For entries to trust
+    web_concurrency: int = Field(default=1, ge=1)
     allowed_hosts: str = ""  # comma-separated; ".example.com" also allows its subdomains
     flask_debug: bool = False
 
@@ -143,6 +150,10 @@ def _require_production_secrets(settings: Settings) -> None:
         )
     if settings.flask_debug:
         raise ConfigurationError("APP_ENV=production refuses to start with FLASK_DEBUG on")
+    if settings.web_concurrency > 1 and not settings.redis_url:
+        raise ConfigurationError(
+            "WEB_CONCURRENCY > 1 needs REDIS_URL: rate limits must be shared by every worker"
+        )
 
 
 def is_weak_secret(key: str) -> bool:

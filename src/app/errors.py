@@ -10,12 +10,14 @@ from werkzeug.exceptions import (
     InternalServerError,
     SecurityError,
     ServiceUnavailable,
+    TooManyRequests,
 )
 
 from .api import is_api_path
 from .api.problems import APIProblem, problem_response
 from .database import DatabaseBusy
 from .passwords import PasswordBudgetExhausted
+from .ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseBusy, _database_busy)
     app.register_error_handler(PasswordBudgetExhausted, _passwords_busy)
+    app.register_error_handler(RateLimited, _rate_limited)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -36,27 +39,33 @@ def _api_problem(error: APIProblem) -> Response:
     return error.to_response()
 
 
-def _http_error(error: HTTPException) -> Response | tuple[str, int]:
+def _http_error(error: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
     status = error.code or 500
     if _wants_problem_json():
         headers = {k: v for k, v in error.get_headers() if k.lower() in {"allow", "retry-after"}}
         return problem_response(status, error.description, headers=headers)
     if isinstance(error, SecurityError):  # an untrusted Host: no URL can be built for a page
         return Response("Bad Request: this host is not served here.\n", 400, mimetype="text/plain")
-    return render_template("error.html", error=error), status
+    headers = {k: v for k, v in error.get_headers() if k.lower() == "retry-after"}
+    return render_template("error.html", error=error), status, headers
 
 
-def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int]:
+def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int, dict[str, str]]:
     log.warning("no database connection came free in %ss: answering 503", error.args[0])
     return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
 
 
-def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int]:
+def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int, dict[str, str]]:
     return _http_error(
         ServiceUnavailable("Too many sign-ins at once; try again shortly.", retry_after=1)
     )
 
 
-def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+def _rate_limited(error: RateLimited) -> Response | tuple[str, int, dict[str, str]]:
+    log.info("rate limit %s hit by %s", error.rule.name, request.remote_addr)
+    return _http_error(TooManyRequests(error.message, retry_after=error.retry_after))
+
+
+def _unexpected_error(error: Exception) -> Response | tuple[str, int, dict[str, str]]:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _http_error(InternalServerError())

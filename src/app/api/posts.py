@@ -8,6 +8,7 @@ from flask import Response, url_for
 from sqlalchemy import Row
 
 from ..database import db
+from ..ratelimit import not_rate_limited
 from ..store.posts import (
     NotAuthor,
     create_post,
@@ -52,6 +53,7 @@ async def list_posts(query: PageQuery) -> Response:
 
 
 @bp.post("/posts")
+@not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
 @operation(
     auth="bearer",
     body=PostCreate,
@@ -81,6 +83,7 @@ async def get_post(post_id: int) -> Response:
 
 
 @bp.delete("/posts/<int:post_id>")
+@not_rate_limited("only an author deletes, and only their own posts")
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )

@@ -10,6 +10,7 @@ from werkzeug.datastructures import Authorization
 from ..database import db
 from ..models import is_username
 from ..passwords import verify_password
+from ..ratelimit import check_account, count_failed_sign_in, limited_by_address, not_rate_limited
 from ..store.tokens import UserRef, issue_token, revoke_token
 from ..store.users import find_user_by_username, update_password_hash
 from . import bp
@@ -20,10 +21,12 @@ from .schemas import Problem, TokenIssued
 
 
 @bp.post("/tokens")
-@operation(auth="basic", responses={201: TokenIssued, 401: Problem}, tag="tokens")
+@limited_by_address("sign-in-address")
+@operation(auth="basic", responses={201: TokenIssued, 401: Problem, 429: Problem}, tag="tokens")
 async def create_token(credentials: Authorization) -> Response:
     """Get a bearer token for a username and password sent as HTTP Basic credentials."""
     username = credentials.username or ""
+    await check_account(username)
     user = None
     if is_username(username):  # anything else cannot exist: no need to ask the database
         async with db.connect() as conn:
@@ -32,6 +35,7 @@ async def create_token(credentials: Authorization) -> Response:
     password_hash = user.password_hash if user is not None else None
     verdict = await verify_password(password_hash, credentials.password or "")
     if user is None or not verdict.matches:
+        await count_failed_sign_in(username)
         raise APIProblem(401, "Wrong username or password.", headers=BASIC_CHALLENGE)
     lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
     async with db.connect() as conn:
@@ -42,6 +46,7 @@ async def create_token(credentials: Authorization) -> Response:
 
 
 @bp.delete("/tokens")
+@not_rate_limited("it only revokes the caller's own token")
 @operation(auth="bearer", responses={204: None, 401: Problem}, tag="tokens")
 async def delete_token(user: UserRef, token: str) -> Response:
     """Revoke the bearer token this request carries."""

@@ -7,6 +7,7 @@ from flask import Response, url_for
 from ..database import db
 from ..models import is_username
 from ..passwords import hash_password, verify_password
+from ..ratelimit import check_account, count_failed_sign_in, limited_by_address
 from ..store.posts import select_posts_after
 from ..store.tokens import UserRef
 from ..store.users import (
@@ -27,7 +28,12 @@ from .schemas import PageQuery, PasswordChange, PostPage, Problem, UserCreate, U
 
 
 @bp.post("/users")
-@operation(body=UserCreate, responses={201: UserPublic, 409: Problem, 422: Problem}, tag="users")
+@limited_by_address("register-address")
+@operation(
+    body=UserCreate,
+    responses={201: UserPublic, 409: Problem, 422: Problem, 429: Problem},
+    tag="users",
+)
 async def register(body: UserCreate) -> Response:
     """Register a new user."""
     try:
@@ -51,20 +57,23 @@ def no_such_user() -> APIProblem:
 
 
 @bp.put("/users/me/password")
+@limited_by_address("sign-in-address")
 @operation(
     auth="bearer",
     body=PasswordChange,
-    responses={204: None, 401: Problem, 403: Problem, 422: Problem},
+    responses={204: None, 401: Problem, 403: Problem, 422: Problem, 429: Problem},
     tag="users",
 )
 async def change_password(user: UserRef, body: PasswordChange) -> Response:
     """Change the token user's password; every token and browser session of theirs ends."""
+    await check_account(user.username)
     async with db.connect() as conn:
         account = await find_user_by_username(conn, user.username)
     verdict = await verify_password(
         account.password_hash if account else None, body.current_password
     )
     if account is None or not verdict.matches:
+        await count_failed_sign_in(user.username)
         raise APIProblem(403, "The current password is wrong.")
     password_hash = await hash_password(body.new_password)
     async with db.begin() as conn:

@@ -10,6 +10,13 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..passwords import hash_password, verify_password
+from ..ratelimit import (
+    RateLimited,
+    check_account,
+    count_failed_sign_in,
+    limited_by_address,
+    not_rate_limited,
+)
 from ..store.sessions import end_all_sessions
 from ..store.users import (
     EmailTaken,
@@ -28,6 +35,7 @@ LOGIN_FAILED = "Wrong username or password."
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limited_by_address("register-address")
 async def register() -> Response | str:
     form = RegistrationForm()
     if form.validate_on_submit():
@@ -49,13 +57,20 @@ async def register() -> Response | str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-async def login() -> Response | str:
+@limited_by_address("sign-in-address")
+async def login() -> Response | str | tuple[str, int, dict[str, str]]:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
+        username = form.username.data
+        try:
+            await check_account(username)
+        except RateLimited as limited:
+            form.form_errors.append(limited.message)
+            return render_template("auth/login.html", form=form), 429, limited.headers
         async with db.connect() as conn:
-            user = await find_user_by_username(conn, form.username.data)
+            user = await find_user_by_username(conn, username)
         password_hash = user.password_hash if user is not None else None
         verdict = await verify_password(password_hash, form.password.data)
         if user is not None and verdict.matches:
@@ -64,11 +79,13 @@ async def login() -> Response | str:
                     await update_password_hash(conn, user.id, verdict.new_hash)
             await sign_in(SessionUser(user.id, user.username), remember=form.remember.data)
             return redirect(local_path_or(request.args.get("next"), url_for("main.index")))
+        await count_failed_sign_in(username)
         form.form_errors.append(LOGIN_FAILED)
     return render_template("auth/login.html", form=form)
 
 
 @bp.post("/logout")
+@not_rate_limited("it only ends the caller's own session")
 async def logout() -> Response:
     await sign_out()
     flash("You are signed out.")
@@ -77,9 +94,17 @@ async def logout() -> Response:
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
-async def change_password() -> Response | str:
+@limited_by_address("sign-in-address")
+async def change_password() -> Response | str | tuple[str, int, dict[str, str]]:
     form = PasswordChangeForm()
+    everywhere = SignOutEverywhereForm()
     if form.validate_on_submit():
+        try:
+            await check_account(current_user.username)
+        except RateLimited as limited:
+            form.form_errors.append(limited.message)
+            page = render_template("auth/password.html", form=form, everywhere=everywhere)
+            return page, 429, limited.headers
         async with db.connect() as conn:
             user = await find_user_by_username(conn, current_user.username)
         stored = user.password_hash if user is not None else None
@@ -91,11 +116,13 @@ async def change_password() -> Response | str:
             await sign_in(SessionUser(current_user.id, current_user.username), remember=False)
             flash("Your password is changed, and every other device is signed out.")
             return redirect(url_for("main.index"))
+        await count_failed_sign_in(current_user.username)
         form.current_password.errors.append("That is not your current password.")
-    return render_template("auth/password.html", form=form, everywhere=SignOutEverywhereForm())
+    return render_template("auth/password.html", form=form, everywhere=everywhere)
 
 
 @bp.post("/sign-out-everywhere")
+@not_rate_limited("it only ends the caller's own sessions")
 @login_required
 async def sign_out_everywhere() -> Response:
     form = SignOutEverywhereForm()

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..models import MAX_ID, is_username
+from ..ratelimit import not_rate_limited
 from ..store.posts import NotAuthor, create_post, delete_post, select_posts_page
 from ..store.users import find_user_by_username
 from . import bp
@@ -25,6 +26,7 @@ def requested_page() -> int:
 
 
 @bp.route("/", methods=["GET", "POST"])
+@not_rate_limited("writing needs a signed-in session, and each post is at most 280 characters")
 async def index() -> Response | str:
     form = PostForm()
     if request.method == "POST" and not current_user.is_authenticated:
@@ -40,6 +42,7 @@ async def index() -> Response | str:
 
 
 @bp.post("/post/<int:post_id>/delete")
+@not_rate_limited("only an author deletes, and only their own posts")
 @login_required
 async def remove_post(post_id: int) -> Response:
     if post_id > MAX_ID:

@@ -1,0 +1,230 @@
+"""Rate limits on what can be abused: sign-in, registration, tokens, password changes.
+
+Counters are fixed windows. With ``REDIS_URL`` they live in Redis, shared by every worker and
+instance, through redis-py's asyncio client so no call blocks the event loop; without it they
+live in this process, which is right only for a single process (production refuses several
+workers without Redis). If Redis fails, the limiter fails open: sign-in keeps working, and the
+failure is logged (at most once a minute).
+
+Each limited view says so with ``@limited_by_address(...)``, which also enforces that limit;
+per-account limits are checked inside the view, where the account is known. Routes that need
+no limit say why with ``@not_rate_limited(...)``; a test walks the route map for both marks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import current_app, request
+
+from .bridge import AsyncFlask
+
+log = logging.getLogger(__name__)
+REDIS_TIMEOUT_S = 0.5
+
+
+@dataclass(frozen=True)
+class Rule:
+    """At most ``count`` hits per ``seconds`` for one key; ``count == 0`` turns it off."""
+
+    name: str
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> Rule:
+        """``"10/900"`` is 10 per 900 seconds; ``"off"`` turns the rule off."""
+        if text.strip().lower() == "off":
+            return cls(name, 0, 1)
+        count, _, seconds = text.partition("/")
+        return cls(name, int(count), int(seconds))
+
+
+class RateLimited(Exception):
+    """Over a limit; try again after ``retry_after`` seconds."""
+
+    def __init__(self, rule: Rule, retry_after: int) -> None:
+        super().__init__(rule.name)
+        self.rule, self.retry_after = rule, max(1, retry_after)
+
+    @property
+    def message(self) -> str:
+        minutes = math.ceil(self.retry_after / 60)
+        wait = f"{minutes} minutes" if minutes > 1 else "a minute"
+        return f"Too many attempts; try again in {wait}."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Counter(Protocol):
+    async def hit(self, key: str, seconds: int) -> tuple[int, int]: ...
+    async def peek(self, key: str) -> tuple[int, int]: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCounter:
+    """Fixed windows in this process: (window end, hits) by key."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, seconds: int) -> tuple[int, int]:
+        now = time.monotonic()
+        ends, hits = self._windows.get(key, (0.0, 0))
+        if ends <= now:
+            ends, hits = now + seconds, 0
+            if len(self._windows) > 100_000:  # forget finished windows now and then
+                self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+        self._windows[key] = (ends, hits + 1)
+        return hits + 1, math.ceil(ends - now)
+
+    async def peek(self, key: str) -> tuple[int, int]:
+        now = time.monotonic()
+        ends, hits = self._windows.get(key, (0.0, 0))
+        return (hits, math.ceil(ends - now)) if ends > now else (0, 0)
+
+    async def close(self) -> None:
+        self._windows.clear()
+
+
+class RedisCounter:
+    """Fixed windows in Redis: INCR, and the key expires with its window."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        from redis.asyncio import Redis
+
+        self.prefix = prefix
+        self._redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+
+    async def hit(self, key: str, seconds: int) -> tuple[int, int]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self.prefix + key)
+            pipe.expire(self.prefix + key, seconds, nx=True)
+            pipe.ttl(self.prefix + key)
+            hits, _, ttl = await pipe.execute()
+        return int(hits), max(int(ttl), 1)
+
+    async def peek(self, key: str) -> tuple[int, int]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.prefix + key)
+            pipe.ttl(self.prefix + key)
+            hits, ttl = await pipe.execute()
+        return int(hits or 0), max(int(ttl), 0)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class RateLimiter:
+    """The Flask extension: one counter store per app, made on the serving loop."""
+
+    def init_app(self, app: AsyncFlask, *, redis_url: str | None, prefix: str) -> None:
+        state = app.extensions["rate_limits"] = _State(redis_url, prefix)
+        app.before_serving(state.open)
+        app.after_serving(state.close)
+
+    async def hit(self, rule: Rule, key: str) -> None:
+        """Count one hit; ``RateLimited`` if this one is over the limit."""
+        if rule.count:
+            result = await _state().call("hit", f"{rule.name}:{key}", rule.seconds)
+            if result is not None and result[0] > rule.count:
+                raise RateLimited(rule, result[1])
+
+    async def check(self, rule: Rule, key: str) -> None:
+        """``RateLimited`` if the limit is used up already; counts nothing."""
+        if rule.count:
+            result = await _state().call("peek", f"{rule.name}:{key}")
+            if result is not None and result[0] >= rule.count:
+                raise RateLimited(rule, result[1])
+
+
+class _State:
+    def __init__(self, redis_url: str | None, prefix: str) -> None:
+        self.redis_url, self.prefix = redis_url, prefix
+        self.counter: Counter = MemoryCounter()
+        self._last_warning = 0.0
+
+    async def open(self) -> None:
+        if self.redis_url:
+            self.counter = RedisCounter(self.redis_url, self.prefix)
+
+    async def close(self) -> None:
+        await self.counter.close()
+
+    async def call(self, method: str, *args: Any) -> tuple[int, int] | None:
+        try:
+            return await getattr(self.counter, method)(*args)  # type: ignore[no-any-return]
+        except Exception as exc:  # Redis down or slow: fail open, and say so
+            now = time.monotonic()
+            if now - self._last_warning > 60:
+                self._last_warning = now
+                log.warning("rate limits are off, their store failed: %r", exc)
+            return None
+
+
+def _state() -> _State:
+    return current_app.extensions["rate_limits"]  # type: ignore[no-any-return]
+
+
+def rules() -> dict[str, Rule]:
+    return current_app.config["RATE_LIMIT_RULES"]  # type: ignore[no-any-return]
+
+
+rate_limiter = RateLimiter()
+
+
+async def check_account(username: str) -> None:
+    """``RateLimited`` if this account has used up its failed sign-ins."""
+    await rate_limiter.check(rules()["sign-in-account"], username.lower())
+
+
+async def count_failed_sign_in(username: str) -> None:
+    await rate_limiter.hit(rules()["sign-in-account"], username.lower())
+
+
+AsyncView = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def limited_by_address(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
+    """Count every request to the view against these rules, per client address."""
+
+    def decorate(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            if request.method != "GET":  # showing the form is free; sending it counts
+                for name in rule_names:
+                    await rate_limiter.hit(rules()[name], request.remote_addr or "unknown")
+            return await view(*args, **kwargs)
+
+        counted.rate_limits = rule_names  # type: ignore[attr-defined]
+        return counted
+
+    return decorate
+
+
+def not_rate_limited(reason: str) -> Callable[[Any], Any]:
+    """Say why a state-changing route needs no rate limit; the policy test reads it."""
+
+    def mark(view: Any) -> Any:
+        view.rate_limit_exempt = reason
+        return view
+
+    return mark
+
+
+def rate_limit_rules(settings: Any) -> dict[str, Rule]:
+    """The rules, from settings such as ``RATE_LIMIT_SIGN_IN_ACCOUNT=10/900``."""
+    return {
+        name: Rule.parse(name, getattr(settings, f"rate_limit_{name.replace('-', '_')}"))
+        for name in ("sign-in-account", "sign-in-address", "register-address")
+    }
