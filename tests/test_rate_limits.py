@@ -38,7 +38,8 @@ async def test_after_ten_wrong_passwords_even_the_right_one_waits(limited_app):
     async with client_for(limited_app) as client:
         await register(client)
         for _ in range(10):
-            assert (await client.post("/api/tokens", auth=("erin", "wrong guess"))).status_code == 401
+            wrong = await client.post("/api/tokens", auth=("erin", "wrong guess"))
+            assert wrong.status_code == 401
         refused = await client.post("/api/tokens", auth=("ERIN", PASSWORD))
         assert refused.status_code == 429
         assert refused.headers["Content-Type"] == "application/problem+json"

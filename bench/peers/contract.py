@@ -5,8 +5,6 @@ Kept apart so that each peer file shows only its framework's way of doing the sa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 from datetime import UTC, datetime
@@ -27,18 +25,20 @@ def pool_size() -> int:
 
 
 def encode_cursor(post_id: int) -> str:
-    return base64.urlsafe_b64encode(str(post_id).encode()).rstrip(b"=").decode()
+    """The post id in base 36, as the app writes its cursors."""
+    digits = ""
+    while post_id:
+        post_id, digit = divmod(post_id, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+    return digits or "0"
 
 
-def decode_cursor(cursor: str) -> int:
-    """The post id a cursor stands for; ValueError if the cursor is not one we hand out."""
-    try:
-        post_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise ValueError("not a cursor") from None
-    if post_id < 1:
+def decode_cursor(cursor: str) -> int | None:
+    """The id a cursor stands for (None past every id); ValueError if it is not base 36."""
+    if not cursor.isascii() or not cursor.isalnum() or cursor != cursor.lower() or len(cursor) > 7:
         raise ValueError("not a cursor")
-    return post_id
+    post_id = int(cursor, 36)
+    return post_id if post_id < 2**31 else None
 
 
 def parse_page_query(limit: str | None, cursor: str | None) -> tuple[int, int | None]:

@@ -93,9 +93,11 @@ async def list_posts(
     statement = newest_posts().limit(limit + 1)
     if cursor is not None:
         try:
-            statement = statement.where(Post.id < decode_cursor(cursor))
+            before = decode_cursor(cursor)
         except ValueError:
             raise HTTPException(422, "Not a cursor this API returned.") from None
+        if before is not None:
+            statement = statement.where(Post.id < before)
     rows = (await session.execute(statement)).all()
     items = [post_out(post, author) for post, author in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

@@ -34,6 +34,7 @@ class Operation:
     query: type[BaseModel] | None = None
     auth: Auth | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    operation_id: str = ""
 
 
 def operation(
@@ -50,7 +51,7 @@ def operation(
 
     def decorate(view: AsyncView) -> AsyncView:
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-        contract = Operation(summary, responses, body, query, auth, (tag,))
+        contract = Operation(summary, responses, body, query, auth, (tag,), view.__name__)
         wants_token = "token" in inspect.signature(view).parameters
 
         @functools.wraps(view)

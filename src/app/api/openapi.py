@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cache
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic.json_schema import JsonSchemaMode
 from ..models import MAX_ID
 from . import bp
 from .contract import Operation
+from .schemas import Problem
 
 _PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_SCHEMAS = {
@@ -42,15 +44,32 @@ def _document_json(app: Flask) -> str:
 
 
 def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
-    """(path, method, contract) for every API route that has an ``@operation`` contract."""
+    """(path, method, contract) for every API route that has an ``@operation`` contract,
+    with the answers every such route can give added to what the view declares."""
     routes = []
     for rule in app.url_map.iter_rules():
-        contract = getattr(app.view_functions[rule.endpoint], "operation", None)
+        view = app.view_functions[rule.endpoint]
+        contract = getattr(view, "operation", None)
         if contract is None:
             continue
+        answers = {**contract.responses, **_answers_any_route_gives(contract, view)}
+        contract = replace(contract, responses=dict(sorted(answers.items())))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((rule.rule, method.lower(), contract))
     return routes
+
+
+def _answers_any_route_gives(contract: Operation, view: Any) -> dict[int, type]:
+    answers: dict[int, type] = {503: Problem}  # the database is busy, or the worker sheds load
+    if contract.auth is not None:
+        answers[401] = Problem
+    if contract.body is not None:
+        answers |= {413: Problem, 415: Problem, 422: Problem}
+    if contract.query is not None:
+        answers[422] = Problem
+    if getattr(view, "rate_limits", None):
+        answers[429] = Problem
+    return answers
 
 
 def build_document(app: Flask) -> dict[str, Any]:
@@ -87,6 +106,7 @@ def _schemas(contracts: Iterable[Operation]) -> dict[str, Any]:
 
 def _operation(rule: str, contract: Operation) -> dict[str, Any]:
     document: dict[str, Any] = {
+        "operationId": contract.operation_id,
         "summary": contract.summary,
         "tags": list(contract.tags),
         "parameters": _path_parameters(rule) + _query_parameters(contract.query),

@@ -53,13 +53,13 @@ async def list_posts(query: PageQuery) -> Response:
 
 
 @bp.post("/posts")
-@not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
 @operation(
     auth="bearer",
     body=PostCreate,
     responses={201: PostPublic, 401: Problem, 422: Problem},
     tag="posts",
 )
+@not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
 async def write_post(user: UserRef, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
@@ -83,10 +83,10 @@ async def get_post(post_id: int) -> Response:
 
 
 @bp.delete("/posts/<int:post_id>")
-@not_rate_limited("only an author deletes, and only their own posts")
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
+@not_rate_limited("only an author deletes, and only their own posts")
 async def remove_post(user: UserRef, post_id: int) -> Response:
     """Delete one of your own posts."""
     if post_id > MAX_ID:

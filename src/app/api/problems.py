@@ -53,7 +53,7 @@ def validation_problem(error: ValidationError, where: str) -> APIProblem:
     errors = [
         ProblemField(
             where,
-            ".".join(str(part) for part in item["loc"]) or None,
+            ".".join(str(part) for part in item["loc"]),
             item["msg"],
             item["type"],
         )

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
-    field_validator,
+    WithJsonSchema,
 )
 
 from ..models import (
@@ -52,6 +50,12 @@ Password = Annotated[
     str,
     StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, strip_whitespace=False),
     AfterValidator(_acceptable_password),
+    Field(
+        description=(
+            "Any characters, kept exactly as typed. Refused with 422 when blank or one of the "
+            "10,000 most common passwords, which no schema can list."
+        )
+    ),
 ]
 
 
@@ -59,15 +63,40 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _email_address(value: str) -> str:
+    # Checked for syntax only (no DNS lookups), and stored lowercased.
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+    return checked.normalized.lower()
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# Mail is never delivered to special-use domains (RFC 6761): the schema says so, as the check does.
+_SPECIAL_USE_DOMAIN = "[.@](" + "|".join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES)) + ")$"
+EmailAddress = Annotated[
+    str,
+    StringConstraints(max_length=EMAIL_MAX),
+    AfterValidator(_email_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": EMAIL_MAX,
+            "not": {"pattern": _SPECIAL_USE_DOMAIN},
+        }
+    ),
+]
+
+
 class UserCreate(_Request):
     username: Username
-    email: Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
+    email: EmailAddress
     password: Password
-
-    @field_validator("email")
-    @classmethod
-    def _lowercase_email(cls, value: str) -> str:
-        return _no_nul(value).lower()
 
 
 class PasswordChange(_Request):
@@ -83,18 +112,24 @@ class PostCreate(_Request):
     ]
 
 
+# A cursor is a post id in base 36, and every well-formed cursor is a position: one past any id
+# reads from the newest post, 0 reads nothing. So the schema's pattern tells the whole truth.
+CURSOR_PATTERN = r"^[0-9a-z]{1,7}$"
+
+
 def encode_cursor(post_id: int) -> str:
-    return base64.urlsafe_b64encode(str(post_id).encode()).rstrip(b"=").decode()
+    digits = ""
+    while post_id:
+        post_id, digit = divmod(post_id, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+    return digits or "0"
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        post_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise ValueError("not a cursor this API returned") from None
-    if not 1 <= post_id <= MAX_ID:
-        raise ValueError("not a cursor this API returned")
-    return post_id
+def decode_cursor(cursor: str) -> int | None:
+    """The id that posts on the next page are older than; None, past every id, reads from
+    the newest post."""
+    post_id = int(cursor, 36)
+    return post_id if post_id <= MAX_ID else None
 
 
 class PageQuery(BaseModel):
@@ -103,14 +138,7 @@ class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=32)
-
-    @field_validator("cursor")
-    @classmethod
-    def _check_cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            decode_cursor(value)
-        return value
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
     @property
     def before(self) -> int | None:
@@ -151,7 +179,7 @@ class PostPage:
 @dataclass(frozen=True, slots=True)
 class ProblemField:
     in_: Annotated[str, Field(alias="in")]
-    field: str | None
+    field: str  # a dotted path into the body or the query; "" for the body as a whole
     message: str
     type: str
 

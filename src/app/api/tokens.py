@@ -21,8 +21,8 @@ from .schemas import Problem, TokenIssued
 
 
 @bp.post("/tokens")
+@operation(auth="basic", responses={201: TokenIssued, 401: Problem}, tag="tokens")
 @limited_by_address("sign-in-address")
-@operation(auth="basic", responses={201: TokenIssued, 401: Problem, 429: Problem}, tag="tokens")
 async def create_token(credentials: Authorization) -> Response:
     """Get a bearer token for a username and password sent as HTTP Basic credentials."""
     username = credentials.username or ""
@@ -46,8 +46,8 @@ async def create_token(credentials: Authorization) -> Response:
 
 
 @bp.delete("/tokens")
-@not_rate_limited("it only revokes the caller's own token")
 @operation(auth="bearer", responses={204: None, 401: Problem}, tag="tokens")
+@not_rate_limited("it only revokes the caller's own token")
 async def delete_token(user: UserRef, token: str) -> Response:
     """Revoke the bearer token this request carries."""
     async with db.connect() as conn:

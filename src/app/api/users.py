@@ -28,12 +28,8 @@ from .schemas import PageQuery, PasswordChange, PostPage, Problem, UserCreate, U
 
 
 @bp.post("/users")
+@operation(body=UserCreate, responses={201: UserPublic, 409: Problem, 422: Problem}, tag="users")
 @limited_by_address("register-address")
-@operation(
-    body=UserCreate,
-    responses={201: UserPublic, 409: Problem, 422: Problem, 429: Problem},
-    tag="users",
-)
 async def register(body: UserCreate) -> Response:
     """Register a new user."""
     try:
@@ -57,13 +53,13 @@ def no_such_user() -> APIProblem:
 
 
 @bp.put("/users/me/password")
-@limited_by_address("sign-in-address")
 @operation(
     auth="bearer",
     body=PasswordChange,
-    responses={204: None, 401: Problem, 403: Problem, 422: Problem, 429: Problem},
+    responses={204: None, 401: Problem, 403: Problem, 422: Problem},
     tag="users",
 )
+@limited_by_address("sign-in-address")
 async def change_password(user: UserRef, body: PasswordChange) -> Response:
     """Change the token user's password; every token and browser session of theirs ends."""
     await check_account(user.username)
