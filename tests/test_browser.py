@@ -1,0 +1,162 @@
+"""A real browser (Debian's chromium, driven by Playwright) against uvicorn over HTTPS.
+
+Production settings, a self-signed certificate, PostgreSQL. The browser registers, signs in,
+posts, pages back, signs out; a replayed cookie is signed out; HTML in a post stays text; and
+a form post without a Referer (as privacy settings send it) still works.
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+from conftest import PASSWORD, TEST_SECRET, make_settings, reset_schema
+from test_serving import ROOT, free_port
+
+from app import create_app
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+playwright_api = pytest.importorskip("playwright.async_api")
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
+
+
+@pytest.fixture
+async def https_server(postgres_available, certificate):
+    app = create_app(make_settings(postgres_available))
+    await app.startup()
+    await reset_schema(app)
+    await app.shutdown()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_available,
+        "SECRET_KEY": TEST_SECRET,
+        "APP_ENV": "production",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    key, cert = certificate
+    command = [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port)]
+    tls = ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert), "--log-level", "warning"]
+    process = subprocess.Popen(
+        [*command, *tls], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base_url = f"https://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(verify=False) as client:  # noqa: S501 (our own test cert)
+            for _ in range(100):
+                try:
+                    if (await client.get(f"{base_url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+async def browser():
+    if CHROMIUM is None:
+        message = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield browser
+        await browser.close()
+
+
+async def without_referer(route):
+    headers = {k: v for k, v in route.request.headers.items() if k.lower() != "referer"}
+    await route.continue_(headers=headers)
+
+
+async def new_page(browser, dialogs):
+    context = await browser.new_context(ignore_https_errors=True)
+    page = await context.new_page()
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    # Privacy settings and extensions drop the Referer; the app must not need it.
+    await page.route("**/*", without_referer)
+    return context, page
+
+
+async def fill_and_send(page, fields, button):
+    for name, value in fields.items():
+        await page.fill(f"[name={name}]", value)
+    async with page.expect_navigation():
+        await page.click(button)
+
+
+async def test_a_person_uses_the_site_in_a_real_browser(https_server, browser):
+    dialogs = []
+    context, page = await new_page(browser, dialogs)
+    await page.goto(f"{https_server}/auth/register")
+    account = {"username": "browser", "email": "b@example.com", "password": PASSWORD}
+    await fill_and_send(page, {**account, "password_again": PASSWORD}, "#submit")
+    assert page.url.endswith("/auth/login")
+    await fill_and_send(page, {"username": "browser", "password": PASSWORD}, "#submit")
+    assert await page.is_visible("text=Sign out")
+
+    # 21 older posts through the API, then two from the form: one of them is hostile HTML.
+    async with httpx.AsyncClient(base_url=https_server, verify=False) as api:  # noqa: S501
+        token = (await api.post("/api/tokens", auth=("browser", PASSWORD))).json()["token"]
+        for n in range(21):
+            await api.post(
+                "/api/posts",
+                json={"body": f"older post {n}"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    await page.goto(https_server)
+    await fill_and_send(page, {"body": "hello from chromium"}, "#submit")
+    hostile = "<script>alert('xss')</script><img src=x onerror=alert(2)>"
+    await fill_and_send(page, {"body": hostile}, "#submit")
+    first = page.locator("article.post p")
+    assert await first.nth(0).inner_text() == hostile  # shown as text, not run
+    assert await first.nth(1).inner_text() == "hello from chromium"
+    assert "older post 0" not in await page.content()
+    async with page.expect_navigation():
+        await page.click("a[rel=next]")
+    assert "page=2" in page.url and "older post 0" in await page.content()
+
+    captured = await context.cookies()
+    await page.goto(https_server)
+    async with page.expect_navigation():
+        await page.click("text=Sign out")
+    assert await page.is_visible("text=You are signed out.")
+
+    replay, replay_page = await new_page(browser, dialogs)
+    await replay.add_cookies(captured)
+    await replay_page.goto(https_server)
+    assert await replay_page.is_visible("text=Sign in")
+    assert not await replay_page.is_visible("text=Sign out")
+    assert dialogs == [], f"a script ran: {dialogs}"
+    await replay.close()
+    await context.close()
