@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick loadtest lock clean
+.PHONY: install run test lint bench bench-quick bench-login-storm loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask 
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+bench-login-storm: $(VENV)/.bench-installed  ## do 30 clients signing in starve the reads?
+	$(BIN)/python bench/login_storm.py
 
 loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
 	$(BIN)/python loadtest/run.py

@@ -1,6 +1,9 @@
 """The password budget: bounded hashing, never while holding a connection, re-hash on change."""
 
 import asyncio
+import os
+import sys
+import threading
 import time
 
 import httpx
@@ -158,3 +161,15 @@ async def test_a_password_over_128_characters_is_refused(client):
 def test_the_shipped_list_holds_at_least_ten_thousand_passwords():
     listed = passwords.common_passwords()
     assert len(listed) >= 10_000 and {"123456", "password", "qwerty"} <= listed
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+async def test_hashing_threads_run_at_the_lowest_cpu_priority(app):
+    def own_priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with app.app_context():
+        slots = passwords.password_budget.slots()
+        priorities = await asyncio.gather(*(slots.run(own_priority) for _ in range(4)))
+    assert set(priorities) == {passwords.LOWEST_PRIORITY}
+    assert own_priority() < passwords.LOWEST_PRIORITY  # the event loop's thread is untouched

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+LOWEST_PRIORITY = 19  # the nice value of the hashing threads
 
 # OWASP's minimum for Argon2id (m=19 MiB, t=2, p=1): about 18 ms a hash on our CI machines,
 # and 19 MiB a thread, so the default budget of two threads fits a 512 MB dyno easily.
@@ -85,8 +89,17 @@ class _HashingSlots:
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="argon2")
+            self._executor = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="argon2", initializer=_lowest_cpu_priority
+            )
         return self._executor
+
+
+def _lowest_cpu_priority() -> None:
+    """Hashing takes only the CPU that requests leave: a storm of sign-ins slows sign-ins
+    (and sheds them with 503s), never the reads and writes that share the worker's core."""
+    if sys.platform == "linux":  # there, a thread id names just this thread
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
 
 
 password_budget = PasswordBudget()
