@@ -70,6 +70,23 @@ def post_body() -> tuple[str, str]:
     return key, f"[{key}] " + " ".join(random.choices(WORDS, k=random.randint(3, 20)))
 
 
+def sign_in_through_form(client: Any, account: Account) -> bool:
+    """GET the form for its CSRF token, POST it; True when the app signed the account in."""
+    page = client.get("/auth/login", name="/auth/login")
+    form = {
+        "csrf_token": csrf_token(page.text or "") or "",
+        "username": account.username,
+        "password": account.password,
+    }
+    with client.post(
+        "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
+    ) as response:
+        if response.status_code != 302:
+            response.failure(f"sign-in answered {response.status_code}")
+            return False
+    return True
+
+
 class MicroblogUser(FastHttpUser):
     abstract = True
     network_timeout = 10.0
@@ -155,17 +172,7 @@ class BrowserWriter(MicroblogUser):
         self.sign_out()
 
     def sign_in(self) -> None:
-        page = self.client.get("/auth/login", name="/auth/login")
-        form = {
-            "csrf_token": csrf_token(page.text or "") or "",
-            "username": self.account.username,
-            "password": self.account.password,
-        }
-        with self.client.post(
-            "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
-        ) as response:
-            if response.status_code != 302:
-                response.failure(f"sign-in answered {response.status_code}")
+        self.signed_in = sign_in_through_form(self.client, self.account)
 
     def sign_out(self) -> None:
         if not self.signed_in:
@@ -349,15 +356,5 @@ class Newcomer(MicroblogUser):
             if response.status_code != 302:
                 response.failure(f"registering answered {response.status_code}")
                 return
-        page = self.client.get("/auth/login", name="/auth/login")
-        form = {
-            "csrf_token": csrf_token(page.text or "") or "",
-            "username": username,
-            "password": password,
-        }
-        with self.client.post(
-            "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
-        ) as response:
-            if response.status_code != 302:
-                response.failure(f"sign-in answered {response.status_code}")
+        sign_in_through_form(self.client, Account(username, password))
         self.client.cookiejar.clear()

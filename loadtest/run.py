@@ -22,6 +22,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -109,22 +110,30 @@ def prepare_local_database(database_url: str, credentials: Path, users: int) -> 
         )  # fmt: skip
 
 
-async def create_database_if_missing(database_url: str) -> None:
+async def connect(database_url: str, database: str | None = None) -> Any:
+    """An asyncpg connection to the URL's server, to its database or to ``database``."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    admin = await asyncpg.connect(
+    return await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
         user=url.username,
         password=url.password,
-        database="postgres",
+        database=database or url.database,
         timeout=10,
     )
+
+
+async def create_database_if_missing(database_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(database_url).database
+    admin = await connect(database_url, "postgres")
     try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database):
-            await admin.execute(f'CREATE DATABASE "{url.database}"')
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+            await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
 
@@ -138,18 +147,7 @@ def first_username(credentials: Path) -> str | None:
 
 
 async def user_exists(database_url: str, username: str) -> bool:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-        timeout=10,
-    )
+    conn = await connect(database_url)
     try:
         return await conn.fetchval("SELECT 1 FROM users WHERE username = $1", username) is not None
     finally:

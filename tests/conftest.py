@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,6 +26,7 @@ from app.config import Settings, normalize_database_url
 from app.database import db
 from app.models import Base
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/microblog_test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-production-checks"
 PASSWORD = "correct horse battery"
@@ -147,3 +154,64 @@ def csrf_token(html: str) -> str:
     )
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def uvicorn_serving(
+    database_url: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real uvicorn serving ``asgi:app`` in production mode on a fresh schema, on a free
+    port; yields its base URL and process, and ends it however the block ends."""
+    app = create_app(make_settings(database_url))
+    await app.startup()
+    await reset_schema(app)
+    await app.shutdown()
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": TEST_SECRET,
+        "APP_ENV": "production",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "uvicorn", "asgi:app", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--log-level", "warning", *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    scheme = "https" if "--ssl-certfile" in args else "http"
+    base_url = f"{scheme}://127.0.0.1:{port}"
+    try:
+        await wait_until_up(base_url, process)
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def wait_until_up(
+    base_url: str, process: subprocess.Popen[bytes], timeout: float = 15.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(verify=False) as client:  # noqa: S501 (tests' own certificates)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"uvicorn exited: {output}")
+            try:
+                if (await client.get(f"{base_url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    pytest.fail("uvicorn did not come up")

@@ -5,18 +5,13 @@ posts, pages back, signs out; a replayed cookie is signed out; HTML in a post st
 a form post without a Referer (as privacy settings send it) still works.
 """
 
-import asyncio
 import os
 import shutil
 import subprocess
-import sys
 
 import httpx
 import pytest
-from conftest import PASSWORD, TEST_SECRET, make_settings, reset_schema
-from test_serving import ROOT, free_port
-
-from app import create_app
+from conftest import PASSWORD, uvicorn_serving
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
@@ -46,37 +41,11 @@ def certificate(tmp_path):
 
 @pytest.fixture
 async def https_server(postgres_available, certificate):
-    app = create_app(make_settings(postgres_available))
-    await app.startup()
-    await reset_schema(app)
-    await app.shutdown()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_available,
-        "SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "production",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
     key, cert = certificate
-    command = [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port)]
-    tls = ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert), "--log-level", "warning"]
-    process = subprocess.Popen(
-        [*command, *tls], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base_url = f"https://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(verify=False) as client:  # noqa: S501 (our own test cert)
-            for _ in range(100):
-                try:
-                    if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+    tls = ("--ssl-keyfile", str(key), "--ssl-certfile", str(cert))
+    env = {"ALLOWED_HOSTS": "127.0.0.1"}
+    async with uvicorn_serving(postgres_available, env=env, args=tls) as (base_url, _):
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture

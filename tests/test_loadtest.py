@@ -11,11 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import PASSWORD, TEST_SECRET, make_settings, reset_schema
+from conftest import PASSWORD, uvicorn_serving
 from sqlalchemy.engine import make_url
-from test_serving import free_port, wait_until_up
-
-from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_DATABASE = "microblog_kit_test"
@@ -67,6 +64,9 @@ async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
     run = await asyncio.to_thread(run_kit, env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert "VERDICT PASS" in run.stdout and "PASS  integrity in the database" in run.stdout
+    for journey in ("POST / (post)", "POST /api/posts (write)", "POST /auth/register"):
+        row = next(line for line in run.stdout.splitlines() if line.startswith(journey + " "))
+        assert int(row.split()[-6]) > 0, f"{journey} never ran"
     results = results_folder(run.stdout)
     assert (results / "report.html").exists() and (results / "stats_stats.csv").exists()
     records = [json.loads(line) for line in (results / "ledger.jsonl").read_text().splitlines()]
@@ -95,41 +95,13 @@ async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
 @pytest.fixture
 async def served_app(postgres_available):
     """uvicorn on the PostgreSQL test database, production settings, three API users."""
-    app = create_app(make_settings(postgres_available))
-    await app.startup()
-    await reset_schema(app)
-    await app.shutdown()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_available,
-        "SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "production",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        # Every simulated user comes from this one address: per-address limits would only
-        # measure themselves. Per-account limits stay on.
-        "RATE_LIMIT_SIGN_IN_ADDRESS": "off",
-        "RATE_LIMIT_REGISTER_ADDRESS": "off",
-    }
-    command = [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_up(base_url, process)
+    env = {"RATE_LIMIT_SIGN_IN_ADDRESS": "off", "RATE_LIMIT_REGISTER_ADDRESS": "off"}
+    async with uvicorn_serving(postgres_available, env=env) as (base_url, _):
         async with httpx.AsyncClient(base_url=base_url) as client:
             for name in ("kit1", "kit2", "kit3"):
                 body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
                 assert (await client.post("/api/users", json=body)).status_code == 201
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def credentials_file(path, *accounts):

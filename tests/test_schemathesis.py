@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from conftest import PASSWORD
-from test_serving import server  # noqa: F401  (the fixture: uvicorn on each database)
+import pytest
+from conftest import PASSWORD, uvicorn_serving
 
 RUN = ["--checks", "all", "--seed", "42", "--max-examples", "50", "--no-color"]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -36,7 +36,13 @@ async def bearer_token(base_url):
         return response.json()["token"]
 
 
-async def test_schemathesis_finds_nothing(server):  # noqa: F811
+@pytest.fixture
+async def server(database_url):
+    async with uvicorn_serving(database_url) as served:
+        yield served
+
+
+async def test_schemathesis_finds_nothing(server):
     base_url, process = server
     token = await bearer_token(base_url)
     # Revoking the token would leave the rest of the run unauthenticated: it goes last, alone.

@@ -1,84 +1,17 @@
 """The real thing: uvicorn serving asgi:app, with keep-alive, pipelining and a clean stop."""
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_SECRET, make_settings, reset_schema
-
-from app import create_app
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from conftest import uvicorn_serving
 
 
 @pytest.fixture
 async def server(database_url):
-    app = create_app(make_settings(database_url))
-    await app.startup()
-    await reset_schema(app)
-    await app.shutdown()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": TEST_SECRET,
-        "APP_ENV": "production",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DB_POOL_SIZE": "5",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_up(base_url, process)
-        yield base_url, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-async def wait_until_up(base_url, process, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited: {process.stdout.read().decode()}")
-            try:
-                if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    pytest.fail("uvicorn did not come up")
+    async with uvicorn_serving(database_url, env={"DB_POOL_SIZE": "5"}) as served:
+        yield served
 
 
 async def test_keep_alive_connections_serve_many_requests(server):

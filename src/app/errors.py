@@ -13,10 +13,10 @@ from werkzeug.exceptions import (
     TooManyRequests,
 )
 
-from .api import is_api_path
 from .api.problems import APIProblem, problem_response
 from .database import DatabaseBusy
 from .passwords import PasswordBudgetExhausted
+from .paths import is_api_path
 from .ratelimit import RateLimited
 
 log = logging.getLogger(__name__)

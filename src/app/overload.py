@@ -16,9 +16,9 @@ import logging
 import time
 from typing import Any
 
-from .api import is_api_path
 from .api.problems import problem_response
 from .bridge import AsyncFlask
+from .paths import is_api_path
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
 
-from .api import is_api_path
+from .paths import is_api_path
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [

@@ -14,7 +14,7 @@ from ..store.posts import (
     create_post,
     delete_post,
     find_post,
-    select_posts_after,
+    select_posts_older,
 )
 from ..store.tokens import UserRef
 from . import bp
@@ -48,7 +48,7 @@ def no_such_post() -> APIProblem:
 async def list_posts(query: PageQuery) -> Response:
     """Everyone's posts, newest first, a page at a time."""
     async with db.connect() as conn:
-        posts = await select_posts_after(conn, limit=query.limit + 1, before=query.before)
+        posts = await select_posts_older(conn, limit=query.limit + 1, before=query.before)
     return json_response(post_page(posts, query.limit))
 
 

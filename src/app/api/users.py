@@ -8,7 +8,7 @@ from ..database import db
 from ..models import is_username
 from ..passwords import hash_password, verify_password
 from ..ratelimit import check_account, count_failed_sign_in, limited_by_address
-from ..store.posts import select_posts_after
+from ..store.posts import select_posts_older
 from ..store.tokens import UserRef
 from ..store.users import (
     EmailTaken,
@@ -100,7 +100,7 @@ async def list_user_posts(username: str, query: PageQuery) -> Response:
         user = await find_user_by_username(conn, username)
         if user is None:
             raise no_such_user()
-        posts = await select_posts_after(
+        posts = await select_posts_older(
             conn, limit=query.limit + 1, before=query.before, author_id=user.id
         )
     return json_response(post_page(posts, query.limit))

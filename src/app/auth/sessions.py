@@ -16,8 +16,8 @@ from flask import Flask, Request, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 
-from ..api import is_api_path
 from ..database import db
+from ..paths import is_api_path
 from ..store.sessions import end_session, find_session_user, start_session
 from . import bp
 

@@ -56,7 +56,7 @@ async def find_post(conn: AsyncConnection, post_id: int) -> Row | None:
     return (await conn.execute(_by_id, {"post_id": post_id})).first()
 
 
-async def select_posts_after(
+async def select_posts_older(
     conn: AsyncConnection, *, limit: int, before: int | None = None, author_id: int | None = None
 ) -> Sequence[Row]:
     """Up to ``limit`` posts, newest first, older than the post ``before`` if given."""
