@@ -45,6 +45,9 @@ bench-login-storm: $(VENV)/.bench-installed  ## do 30 clients signing in starve 
 loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
 	$(BIN)/python loadtest/run.py
 
+requirements.txt: constraints.txt pyproject.toml  ## what a buildpack installs, from the pins
+	$(BIN)/python tools/runtime_requirements.py
+
 lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environment
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
@@ -53,6 +56,7 @@ lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environmen
 	  echo "# Regenerate with: make lock"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 	rm -rf .lock-venv
+	$(BIN)/python tools/runtime_requirements.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

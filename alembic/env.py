@@ -35,7 +35,7 @@ async def run_async_migrations() -> None:
     if connection is not None:  # handed over by a caller that owns it (the tests)
         run_migrations(connection)
         return
-    engine = make_engine(Settings())
+    engine = make_engine(Settings(), pooled=False)  # the release phase leaves nothing open
     async with engine.connect() as conn:
         await conn.run_sync(run_migrations)
     await engine.dispose()

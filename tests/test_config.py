@@ -71,11 +71,44 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert settings.db_pool_size == 7
 
 
-def test_development_generates_a_secret_when_none_is_set(monkeypatch):
+def test_development_keeps_its_own_secret_across_restarts(monkeypatch, tmp_path):
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    first, second = Settings(app_env="development"), Settings(app_env="development")
-    assert first.secret_key is not None and len(first.secret_key.get_secret_value()) >= 32
-    assert first.secret_key != second.secret_key
+    first = Settings(app_env="development", instance_path=tmp_path)
+    second = Settings(app_env="development", instance_path=tmp_path)
+    assert len(first.secret_key.get_secret_value()) >= 32
+    assert first.secret_key == second.secret_key
+    kept = tmp_path / "development-secret-key"
+    assert kept.stat().st_mode & 0o077 == 0
+    other = Settings(app_env="development", instance_path=tmp_path / "elsewhere")
+    assert other.secret_key != first.secret_key
+
+
+def test_tests_get_a_fresh_secret_and_production_never_reads_the_kept_one(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    Settings(app_env="development", instance_path=tmp_path)
+    one, two = (Settings(app_env="test", instance_path=tmp_path) for _ in range(2))
+    assert one.secret_key != two.secret_key
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        Settings(**PRODUCTION, instance_path=tmp_path)
+
+
+def test_a_dot_env_file_is_read_and_the_environment_wins(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DB_POOL_SIZE=7\nREADINESS_TIMEOUT=3\n")
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)
+    monkeypatch.setenv("READINESS_TIMEOUT", "4")
+    settings = Settings()
+    assert settings.db_pool_size == 7 and settings.readiness_timeout == 4
+
+
+@pytest.mark.parametrize(
+    ("workers", "limit", "budget"),
+    [(1, 20, (10, 5)), (2, 20, (10, 0)), (4, 20, (5, 0)), (3, 40, (10, 3))],
+)
+def test_the_pool_is_sized_so_every_worker_fits_the_connection_budget(workers, limit, budget):
+    settings = Settings(web_concurrency=workers, db_max_connections=limit)
+    assert settings.connection_budget == budget
+    assert sum(settings.connection_budget) * workers <= limit
 
 
 @pytest.mark.parametrize(

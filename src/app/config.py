@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -72,7 +73,8 @@ def hide_password(url: str) -> str:
 class Settings(BaseSettings):
     """Everything the app reads from its environment."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # A .env file in the working folder is read too (the environment wins), as honcho does.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=".env")
 
     app_env: Literal["development", "test", "production"] = "development"
     secret_key: SecretStr | None = None
@@ -81,6 +83,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_max_connections: int = Field(default=20, ge=1)  # for all workers of one instance
     db_statement_timeout_ms: int = Field(default=5_000, ge=0)
     readiness_timeout: float = Field(default=2.0, gt=0)
     token_lifetime_hours: int = Field(default=24, ge=1)
@@ -113,9 +116,15 @@ class Settings(BaseSettings):
             sqlite_file = self.instance_path / "microblog.sqlite3"
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{sqlite_file}")
         if self.secret_key is None:
-            # Sessions of a development server do not survive its restart; that is the price of
-            # never shipping a fallback secret that production could pick up.
-            object.__setattr__(self, "secret_key", SecretStr(secrets.token_urlsafe(32)))
+            # Never a fallback secret that production could pick up: development keeps one of
+            # its own in the instance folder, so sessions survive restarts and reloads; tests
+            # get a fresh one each time.
+            secret = (
+                development_secret(self.instance_path)
+                if self.app_env == "development"
+                else secrets.token_urlsafe(32)
+            )
+            object.__setattr__(self, "secret_key", SecretStr(secret))
         return self
 
     @property
@@ -127,10 +136,32 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @property
+    def connection_budget(self) -> tuple[int, int]:
+        """(pool size, overflow) for one worker, so that ``web_concurrency`` workers together
+        never hold more than ``db_max_connections``."""
+        per_worker = max(1, self.db_max_connections // self.web_concurrency)
+        pool_size = min(self.db_pool_size, per_worker)
+        return pool_size, min(self.db_max_overflow, per_worker - pool_size)
+
+    @property
     def trusted_hosts(self) -> list[str] | None:
         """The ``Host`` values to answer, or None for any (outside production only)."""
         hosts = [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
         return hosts or None
+
+
+DEVELOPMENT_SECRET_FILE = "development-secret-key"  # noqa: S105 (a file name)
+
+
+def development_secret(instance_path: Path) -> str:
+    """The development server's own secret, made once and kept (owner-only) in the instance
+    folder, which git ignores."""
+    path = instance_path / DEVELOPMENT_SECRET_FILE
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def _require_production_secrets(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from .bridge import AsyncFlask
 from .config import Settings, hide_password
@@ -24,12 +25,19 @@ log = logging.getLogger(__name__)
 TRANSACTION_ISOLATION = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
 
 
-def make_engine(settings: Settings, **options: Any) -> AsyncEngine:
-    """The async engine that ``settings`` describe (no connection is opened yet)."""
+def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> AsyncEngine:
+    """The async engine that ``settings`` describe (no connection is opened yet).
+
+    ``pooled=False`` keeps no connection once it is closed: for one-off work such as the
+    release phase's migrations, which must leave nothing open behind them.
+    """
     url = make_url(settings.database_url)
+    pool_size, max_overflow = settings.connection_budget
+    pool: dict[str, Any] = {"poolclass": NullPool}
+    if pooled:
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow}
     if url.get_backend_name() == "sqlite":
         _create_parent_folder(url.database)
-        pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
         engine = create_async_engine(url, **pool, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
@@ -38,9 +46,8 @@ def make_engine(settings: Settings, **options: Any) -> AsyncEngine:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     return create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
+        **pool,
+        **({"pool_timeout": settings.db_pool_timeout} if pooled else {}),
         connect_args={"server_settings": server_settings},
         **options,
     )
@@ -97,11 +104,16 @@ class Database:
         slot = _slot()
         slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
         settings = slot.settings
+        pool_size, max_overflow = settings.connection_budget
         log.info(
-            "database %s, pool size %s + overflow %s",
+            "database %s, pool %s + overflow %s a worker; %s worker(s) hold at most %s of "
+            "DB_MAX_CONNECTIONS=%s",
             hide_password(settings.database_url),
-            settings.db_pool_size,
-            settings.db_max_overflow,
+            pool_size,
+            max_overflow,
+            settings.web_concurrency,
+            (pool_size + max_overflow) * settings.web_concurrency,
+            settings.db_max_connections,
         )
 
     async def _stop(self) -> None:
@@ -118,7 +130,7 @@ class _EngineSlot:
         # Requests take turns for a pooled connection first come, first served. The pool's own
         # queue lets a newcomer grab a connection that a waiting request was about to get,
         # which starves some requests for hundreds of milliseconds under load.
-        self.turns = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        self.turns = asyncio.Semaphore(sum(settings.connection_budget))
 
     async def wait_for_turn(self) -> None:
         if not self.turns.locked():
