@@ -17,7 +17,7 @@ async def test_a_new_post_has_its_author_from_the_token_and_a_location(client, a
     assert response.status_code == 201
     post = response.json()
     assert set(post) == {"id", "body", "author", "created_at"}
-    assert post["body"] == "hello" and post["author"] == "alice"
+    assert post["body"] == "  hello  " and post["author"] == "alice"  # kept exactly as sent
     assert post["created_at"].endswith("Z")
     assert response.headers["Location"] == f"/api/posts/{post['id']}"
     assert (await client.get(response.headers["Location"])).json() == post

@@ -13,7 +13,10 @@ import httpx
 import pytest
 from conftest import PASSWORD, uvicorn_serving
 
-RUN = ["--checks", "all", "--seed", "42", "--max-examples", "50", "--no-color"]
+RUN = [
+    *("--checks", "all", "--seed", "42", "--max-examples", "50", "--no-color"),
+    *("--generation-database", "none"),
+]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 

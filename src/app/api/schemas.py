@@ -34,6 +34,16 @@ def _acceptable_password(value: str) -> str:
     return value
 
 
+# Not blank and no NUL: what _not_blank and _no_nul enforce, as the OpenAPI document says it.
+POST_BODY_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("A post needs more than spaces")
+    return value
+
+
 def _no_nul(value: str) -> str:
     # PostgreSQL refuses NUL in text where SQLite stores it: refuse it on both.
     if "\x00" in value:
@@ -60,7 +70,7 @@ Password = Annotated[
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")  # strings are taken as sent: what the schema says
 
 
 def _email_address(value: str) -> str:
@@ -107,8 +117,13 @@ class PasswordChange(_Request):
 
 
 class PostCreate(_Request):
+    # Kept exactly as sent; the pattern tells clients what the validators enforce.
     body: Annotated[
-        str, StringConstraints(min_length=1, max_length=POST_BODY_MAX), AfterValidator(_no_nul)
+        str,
+        StringConstraints(min_length=1, max_length=POST_BODY_MAX, strip_whitespace=False),
+        AfterValidator(_no_nul),
+        AfterValidator(_not_blank),
+        Field(json_schema_extra={"pattern": POST_BODY_PATTERN}),
     ]
 
 
