@@ -57,13 +57,14 @@ async def test_checking_a_password_holds_no_database_connection(database_url, mo
             "/api/users", json={"username": "alice", "email": "a@example.com", "password": PASSWORD}
         )
         assert registered.status_code == 201
-        slow_down_hashing(monkeypatch, 0.5)
+        slow_down_hashing(monkeypatch, 2.0)
         token = asyncio.ensure_future(client.post("/api/tokens", auth=("alice", PASSWORD)))
-        await asyncio.sleep(0.1)  # the token request is now hashing
+        await asyncio.sleep(0.2)  # the token request is now hashing
         started = time.perf_counter()
         read = await client.get("/api/posts")
-        # With the only pooled connection held by the hashing request, this read would wait.
-        assert read.status_code == 200 and time.perf_counter() - started < 0.3
+        # With the only pooled connection held by the hashing request, this read would wait
+        # the rest of the 2 s hash.
+        assert read.status_code == 200 and time.perf_counter() - started < 1.0
         assert (await token).status_code == 201
     await app.shutdown()
 

@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .bridge import ASGIApp, AsyncFlask
 from .config import Settings
 from .database import db
+from .draining import drain
 from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     _configure_logging(app)
 
     db.init_app(app, settings)
+    drain.init_app(app)
     password_budget.init_app(
         app,
         threads=settings.password_hash_threads,
@@ -68,7 +70,7 @@ def create_asgi_app(settings: Settings | None = None) -> Any:
     settings = settings or Settings()
     app = create_app(settings)
     return LoadShedding(
-        ASGIApp(app),
+        ASGIApp(app, body_timeout=settings.request_body_timeout),
         app,
         max_lag_ms=settings.overload_max_lag_ms,
         headers=security_headers(production=settings.is_production),

@@ -170,10 +170,15 @@ def _loop_running_in_this_thread() -> bool:
 
 
 class ASGIApp:
-    """The ASGI application that serves an ``AsyncFlask`` app: lifespan and HTTP."""
+    """The ASGI application that serves an ``AsyncFlask`` app: lifespan and HTTP.
 
-    def __init__(self, app: AsyncFlask) -> None:
+    ``body_timeout`` bounds the wait for each piece of a request body: a client that stops
+    sending gets 408 instead of holding its request (and the server's shutdown) open.
+    """
+
+    def __init__(self, app: AsyncFlask, *, body_timeout: float | None = None) -> None:
         self.flask_app = app
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -205,7 +210,11 @@ class ASGIApp:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         limit = self.flask_app.config.get("MAX_CONTENT_LENGTH")
-        body = await _read_body(receive, limit)
+        try:
+            body = await _read_body(receive, limit, self.body_timeout)
+        except TimeoutError:
+            await _send_request_timeout(send)
+            return
         environ = wsgi_environ(scope, body)
         response = _Response()
         await run_in_greenlet(self._respond, environ, response)
@@ -250,11 +259,13 @@ class _Response:
         return lambda data: None  # the legacy write() callable; Flask never uses it
 
 
-async def _read_body(receive: Any, limit: int | None) -> bytes:
-    """Read the request body, stopping just past ``limit`` so Flask can answer 413 itself."""
+async def _read_body(receive: Any, limit: int | None, piece_timeout: float | None) -> bytes:
+    """Read the request body, stopping just past ``limit`` so Flask can answer 413 itself;
+    each piece must arrive within ``piece_timeout`` seconds (TimeoutError otherwise)."""
     chunks, size = [], 0
     while True:
-        message = await receive()
+        async with asyncio.timeout(piece_timeout):
+            message = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")
@@ -263,6 +274,17 @@ async def _read_body(receive: Any, limit: int | None) -> bytes:
         if not message.get("more_body", False) or (limit is not None and size > limit):
             break
     return b"".join(chunks)
+
+
+async def _send_request_timeout(send: Any) -> None:
+    body = b"Request Timeout: the request body stopped arriving.\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 408, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def wsgi_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:

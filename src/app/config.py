@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     password_queue_timeout: float = Field(default=2.0, gt=0)
     overload_max_lag_ms: int = Field(default=500, ge=0)
     max_content_length: int = Field(default=64 * 1024, ge=1024)
+    request_body_timeout: float = Field(default=10.0, gt=0)  # seconds for each piece of a body
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     remember_days: int = Field(default=30, ge=1, le=30)
     redis_url: str = ""

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from .database import db
+from .draining import drain
 
 bp = Blueprint("health", __name__)
 
@@ -20,7 +21,9 @@ async def healthz() -> Response:
 
 @bp.get("/readyz")
 async def readyz() -> tuple[Response, int]:
-    """200 when a database round trip succeeds in time, else 503."""
+    """200 when a database round trip succeeds in time, else 503; 503 once draining."""
+    if drain.started:
+        return jsonify(status="draining"), 503
     try:
         async with asyncio.timeout(current_app.config["READINESS_TIMEOUT"]):
             async with db.connect() as conn:
