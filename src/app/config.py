@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_max_connections: int = Field(default=20, ge=1)  # for all workers of one instance
     db_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    db_query_timeout: float = Field(default=5.0, gt=0)  # connect or answer, or 503
     readiness_timeout: float = Field(default=2.0, gt=0)
     token_lifetime_hours: int = Field(default=24, ge=1)
     password_hash_threads: int = Field(default=2, ge=1, le=32)

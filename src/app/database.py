@@ -13,6 +13,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -48,7 +55,13 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         url,
         **pool,
         **({"pool_timeout": settings.db_pool_timeout} if pooled else {}),
-        connect_args={"server_settings": server_settings},
+        # A frozen or unreachable server fails a request within DB_QUERY_TIMEOUT (then 503),
+        # whether it was connecting or already holding a connection mid-query.
+        connect_args={
+            "server_settings": server_settings,
+            "timeout": settings.db_query_timeout,
+            "command_timeout": settings.db_query_timeout,
+        },
         **options,
     )
 
@@ -173,6 +186,40 @@ class _TurnConnection:
 
 class DatabaseBusy(Exception):
     """No pooled connection came free within the pool timeout."""
+
+
+# What a frozen, refused, restarting or overloaded server raises: the handlers in errors.py
+# sort them with ``database_unavailable`` into 503s and, for anything else, 500s.
+DATABASE_FAILURES: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError)
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "57014",  # query_canceled: statement_timeout
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: starting up or shutting down
+        "53300",  # too_many_connections
+        "08000", "08003", "08006", "08001", "08004",  # connection exceptions
+    }
+)  # fmt: skip
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means the database cannot answer now, rather than a bug or bad data."""
+    if isinstance(error, (OSError, TimeoutError, DisconnectionError)):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError)):
+            return True
+        cause = error.orig
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if state in _UNAVAILABLE_SQLSTATES:
+            return True
+        return any(
+            isinstance(inner, (OSError, TimeoutError))
+            or getattr(inner, "sqlstate", None) in _UNAVAILABLE_SQLSTATES
+            for inner in (getattr(cause, "__cause__", None), getattr(cause, "__context__", None))
+        )
+    return False
 
 
 def _slot() -> _EngineSlot:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import (
 )
 
 from .api.problems import APIProblem, problem_response
-from .database import DatabaseBusy
+from .database import DATABASE_FAILURES, DatabaseBusy, database_unavailable
 from .passwords import PasswordBudgetExhausted
 from .paths import is_api_path
 from .ratelimit import RateLimited
@@ -28,6 +28,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DatabaseBusy, _database_busy)
     app.register_error_handler(PasswordBudgetExhausted, _passwords_busy)
     app.register_error_handler(RateLimited, _rate_limited)
+    for failure in DATABASE_FAILURES:
+        app.register_error_handler(failure, _database_failure)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -64,6 +66,15 @@ def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int
 def _rate_limited(error: RateLimited) -> Response | tuple[str, int, dict[str, str]]:
     log.info("rate limit %s hit by %s", error.rule.name, request.remote_addr)
     return _http_error(TooManyRequests(error.message, retry_after=error.retry_after))
+
+
+def _database_failure(error: Exception) -> Response | tuple[str, int, dict[str, str]]:
+    if not database_unavailable(error):
+        return _unexpected_error(error)
+    log.warning("the database is unavailable (%r): answering 503", error)
+    return _http_error(
+        ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=2)
+    )
 
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int, dict[str, str]]:

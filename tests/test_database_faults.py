@@ -1,0 +1,153 @@
+"""A database that misbehaves: refused, frozen, slow, back again. 503s, never 500s, and recovery.
+
+PostgreSQL sits behind a TCP proxy that each test controls (it can stop passing bytes, as a
+frozen server or a network partition would), or is not there at all. The shared server itself
+is never stopped or frozen.
+"""
+
+import asyncio
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from conftest import free_port, make_settings, reset_schema
+from sqlalchemy.engine import make_url
+
+from app import create_asgi_app
+
+QUERY_TIMEOUT = 1.0
+SLOW_DATABASE = "microblog_faults_test"
+
+
+class ToggleProxy:
+    """A TCP proxy to PostgreSQL whose ``frozen`` switch holds every byte in both directions."""
+
+    def __init__(self, target_port):
+        self.target_port, self.frozen, self._server = target_port, False, None
+        self._thawed = asyncio.Event()
+        self._thawed.set()
+
+    async def start(self):
+        self._server = await asyncio.start_server(self._pipe_connection, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    def freeze(self):
+        self._thawed.clear()
+
+    def thaw(self):
+        self._thawed.set()
+
+    async def stop(self):
+        self._server.close()
+
+    async def _pipe_connection(self, client_reader, client_writer):
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer),
+            return_exceptions=True,
+        )  # fmt: skip
+
+    async def _pipe(self, reader, writer):
+        try:
+            while data := await reader.read(65536):
+                await self._thawed.wait()
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+def through_port(database_url, port):
+    parts = urlsplit(database_url)
+    netloc = parts.netloc.rsplit(":", 1)[0] if ":" in parts.netloc.split("@")[-1] else parts.netloc
+    return urlunsplit(parts._replace(netloc=f"{netloc}:{port}"))
+
+
+async def serving(database_url, **overrides):
+    settings = make_settings(database_url, db_query_timeout=QUERY_TIMEOUT, **overrides)
+    asgi_app = create_asgi_app(settings)
+    await asgi_app.app.flask_app.startup()
+    transport = httpx.ASGITransport(app=asgi_app)
+    return asgi_app, httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def answer_and_time(client, path):
+    started = time.monotonic()
+    response = await client.get(path)
+    return response, time.monotonic() - started
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_a_refused_connection_is_a_503_on_the_api_and_the_pages(postgres_available):
+    closed = through_port(postgres_available, free_port())  # nothing listens there
+    asgi_app, client = await serving(closed)
+    async with client:
+        api, _ = await answer_and_time(client, "/api/posts")
+        assert_unavailable(api)
+        assert api.headers["Content-Type"] == "application/problem+json"
+        page = await client.get("/")
+        assert_unavailable(page)
+        assert "text/html" in page.headers["Content-Type"]
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 503
+    await asgi_app.app.flask_app.shutdown()
+
+
+async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(postgres_available):
+    proxy = ToggleProxy(make_url(postgres_available).port or 5432)
+    port = await proxy.start()
+    asgi_app, client = await serving(through_port(postgres_available, port))
+    await reset_schema(asgi_app.app.flask_app)
+    async with client:
+        assert (await client.get("/api/posts")).status_code == 200  # a pooled connection now
+        proxy.freeze()
+        held, took = await answer_and_time(client, "/api/posts")  # on the held connection
+        assert_unavailable(held)
+        assert took < QUERY_TIMEOUT + 1.5, took
+        health, health_took = await answer_and_time(client, "/healthz")
+        assert health.status_code == 200 and health_took < 0.2
+        ready, ready_took = await answer_and_time(client, "/readyz")
+        assert ready.status_code == 503 and ready_took < 2.5
+        proxy.thaw()
+        statuses = [(await client.get("/api/posts")).status_code for _ in range(3)]
+        assert statuses[-1] == 200, statuses  # back, with no restart
+    await asgi_app.app.flask_app.shutdown()
+    await proxy.stop()
+
+
+@pytest.fixture
+async def slow_database(postgres_available):
+    """A database where every read of ``posts`` takes 2 s (a view that sleeps)."""
+    url = make_url(postgres_available)
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
+    await admin.execute(f'DROP DATABASE IF EXISTS "{SLOW_DATABASE}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{SLOW_DATABASE}"')
+    await admin.close()
+    return url.set(database=SLOW_DATABASE).render_as_string(hide_password=False)
+
+
+async def test_a_query_cut_by_statement_timeout_is_a_503(slow_database):
+    tables, _ = await serving(slow_database)
+    await reset_schema(tables.app.flask_app)
+    await tables.app.flask_app.shutdown()
+    conn = await asyncpg.connect(slow_database.replace("+asyncpg", ""))
+    await conn.execute("CREATE SCHEMA slow")
+    await conn.execute(
+        "CREATE VIEW slow.posts AS SELECT * FROM public.posts WHERE (SELECT true FROM pg_sleep(2))"
+    )
+    await conn.execute(f'ALTER DATABASE "{SLOW_DATABASE}" SET search_path = slow, public')
+    await conn.close()
+    asgi_app, client = await serving(slow_database, db_statement_timeout_ms=300)
+    async with client:
+        response, took = await answer_and_time(client, "/api/posts")
+        assert_unavailable(response)
+        assert took < 1.5
+    await asgi_app.app.flask_app.shutdown()
