@@ -51,7 +51,7 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
     server_settings = {"application_name": "microblog"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         **pool,
         **({"pool_timeout": settings.db_pool_timeout} if pooled else {}),
@@ -64,6 +64,16 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         },
         **options,
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (a restart, an idle timeout) is swapped for a
+    fresh one at checkout, so no request meets it. asyncpg notices the closed socket by
+    itself, so this costs no round trip, unlike a ping before every checkout."""
+    if dbapi_connection._connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _create_parent_folder(database: str | None) -> None:
