@@ -134,20 +134,44 @@ async def slow_database(postgres_available):
     return url.set(database=SLOW_DATABASE).render_as_string(hide_password=False)
 
 
-async def test_a_query_cut_by_statement_timeout_is_a_503(slow_database):
-    tables, _ = await serving(slow_database)
+async def make_posts_slow(database_url, seconds):
+    """Create the tables, then make every later connection read ``posts`` through a view
+    that sleeps ``seconds``."""
+    tables, _ = await serving(database_url)
     await reset_schema(tables.app.flask_app)
     await tables.app.flask_app.shutdown()
-    conn = await asyncpg.connect(slow_database.replace("+asyncpg", ""))
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     await conn.execute("CREATE SCHEMA slow")
     await conn.execute(
-        "CREATE VIEW slow.posts AS SELECT * FROM public.posts WHERE (SELECT true FROM pg_sleep(2))"
+        "CREATE VIEW slow.posts AS SELECT * FROM public.posts "  # noqa: S608 (a number)
+        f"WHERE (SELECT true FROM pg_sleep({float(seconds)}))"
     )
     await conn.execute(f'ALTER DATABASE "{SLOW_DATABASE}" SET search_path = slow, public')
     await conn.close()
+
+
+async def test_a_query_cut_by_statement_timeout_is_a_503(slow_database):
+    await make_posts_slow(slow_database, 2)
     asgi_app, client = await serving(slow_database, db_statement_timeout_ms=300)
     async with client:
         response, took = await answer_and_time(client, "/api/posts")
         assert_unavailable(response)
         assert took < 1.5
     await asgi_app.app.flask_app.shutdown()
+
+
+async def test_beyond_what_the_queue_can_serve_in_time_requests_are_shed_at_once(slow_database):
+    await make_posts_slow(slow_database, 0.3)
+    overrides = {"db_pool_size": 2, "db_queue_max_wait": 1.0, "db_statement_timeout_ms": 0}
+    asgi_app, client = await serving(slow_database, **overrides)
+    async with client:
+        await asyncio.gather(*(client.get("/api/posts") for _ in range(2)))  # learns 0.3 s
+        answers = await asyncio.gather(*(answer_and_time(client, "/api/posts") for _ in range(24)))
+    await asgi_app.app.flask_app.shutdown()
+    served = [took for response, took in answers if response.status_code == 200]
+    shed = [took for response, took in answers if response.status_code == 503]
+    assert len(served) + len(shed) == 24
+    # Two connections at 0.3 s a read serve about 7 within the 1 s the queue may take.
+    assert 5 <= len(served) <= 12, (len(served), len(shed))
+    assert max(served) < 2.0  # those let in stay fast
+    assert max(shed) < 0.3  # those turned away learn it at once, not after a timeout

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_queue_max_wait: float = Field(default=1.5, gt=0)  # shed at once beyond this wait
     db_max_connections: int = Field(default=20, ge=1)  # for all workers of one instance
     db_statement_timeout_ms: int = Field(default=5_000, ge=0)
     db_query_timeout: float = Field(default=5.0, gt=0)  # connect or answer, or 503

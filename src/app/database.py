@@ -153,33 +153,53 @@ class _EngineSlot:
         # Requests take turns for a pooled connection first come, first served. The pool's own
         # queue lets a newcomer grab a connection that a waiting request was about to get,
         # which starves some requests for hundreds of milliseconds under load.
-        self.turns = asyncio.Semaphore(sum(settings.connection_budget))
+        self.capacity = sum(settings.connection_budget)
+        self.turns = asyncio.Semaphore(self.capacity)
+        self.waiting = 0
+        self.mean_hold = 0.0  # seconds a request holds its turn, a moving average
 
-    async def wait_for_turn(self) -> None:
+    async def wait_for_turn(self) -> float:
+        """Wait for a turn; return when it began (loop time), to measure how long it is held."""
+        loop = asyncio.get_running_loop()
         if not self.turns.locked():
             await self.turns.acquire()
-            return
+            return loop.time()
+        # Under overload, everyone in a first-come queue waits about as long as the queue is,
+        # and then times out together. Whoever would wait longer than DB_QUEUE_MAX_WAIT is
+        # turned away now, with a quick 503, so the requests let in stay fast.
+        expected_wait = (self.waiting + 1) * self.mean_hold / self.capacity
+        if expected_wait > self.settings.db_queue_max_wait:
+            raise DatabaseBusy(expected_wait)
+        self.waiting += 1
         try:
             async with asyncio.timeout(self.settings.db_pool_timeout):
                 await self.turns.acquire()
         except TimeoutError:
             raise DatabaseBusy(self.settings.db_pool_timeout) from None
+        finally:
+            self.waiting -= 1
+        return loop.time()
+
+    def end_turn(self, began: float) -> None:
+        held = asyncio.get_running_loop().time() - began
+        self.mean_hold += (held - self.mean_hold) * (0.05 if self.mean_hold else 1.0)
+        self.turns.release()
 
 
 class _TurnConnection:
     """``async with``: wait for a turn, then hold a pooled connection until the block ends."""
 
-    __slots__ = ("_conn", "_engine", "_slot")
+    __slots__ = ("_began", "_conn", "_engine", "_slot")
 
     def __init__(self, slot: _EngineSlot, engine: AsyncEngine) -> None:
         self._slot, self._engine = slot, engine
 
     async def __aenter__(self) -> AsyncConnection:
-        await self._slot.wait_for_turn()
+        self._began = await self._slot.wait_for_turn()
         try:
             self._conn = await self._engine.connect().start()
         except BaseException:
-            self._slot.turns.release()
+            self._slot.end_turn(self._began)
             raise
         return self._conn
 
@@ -191,11 +211,11 @@ class _TurnConnection:
             # the pool first and wait in its unfair queue, which we measured as a worse p99.
             await asyncio.shield(self._conn.close())
         finally:
-            self._slot.turns.release()
+            self._slot.end_turn(self._began)
 
 
 class DatabaseBusy(Exception):
-    """No pooled connection came free within the pool timeout."""
+    """No pooled connection came free in time, or none would have: the queue is too long."""
 
 
 # What a frozen, refused, restarting or overloaded server raises: the handlers in errors.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import (
@@ -53,7 +54,8 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int, dict[str, st
 
 
 def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int, dict[str, str]]:
-    log.warning("no database connection came free in %ss: answering 503", error.args[0])
+    if _first_in_a_while("database busy"):  # one line per burst, not one per shed request
+        log.warning("database queue full (%.2f s to wait): answering 503", error.args[0])
     return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
 
 
@@ -75,6 +77,17 @@ def _database_failure(error: Exception) -> Response | tuple[str, int, dict[str, 
     return _http_error(
         ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=2)
     )
+
+
+_last_said: dict[str, float] = {}
+
+
+def _first_in_a_while(what: str, seconds: float = 10.0) -> bool:
+    now = time.monotonic()
+    if now - _last_said.get(what, -seconds) < seconds:
+        return False
+    _last_said[what] = now
+    return True
 
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int, dict[str, str]]:
