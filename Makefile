@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick bench-login-storm loadtest lock clean
+.PHONY: install run test lint bench bench-quick bench-login-storm bench-overload loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-quick: $(VENV)/.bench-installed
 
 bench-login-storm: $(VENV)/.bench-installed  ## do 30 clients signing in starve the reads?
 	$(BIN)/python bench/login_storm.py
+
+bench-overload: $(VENV)/.bench-installed  ## three times capacity, open loop: shed fast, serve fast
+	$(BIN)/python bench/overload.py
 
 loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
 	$(BIN)/python loadtest/run.py
