@@ -35,7 +35,10 @@ async def run_async_migrations() -> None:
     if connection is not None:  # handed over by a caller that owns it (the tests)
         run_migrations(connection)
         return
-    engine = make_engine(Settings(), pooled=False)  # the release phase leaves nothing open
+    settings = Settings()
+    if settings.database_direct_url:  # past the pooler: DDL and advisory locks need a session
+        settings = settings.model_copy(update={"database_url": settings.database_direct_url})
+    engine = make_engine(settings, pooled=False)  # the release phase leaves nothing open
     async with engine.connect() as conn:
         await conn.run_sync(run_migrations)
     await engine.dispose()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +24,9 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.bridge import ASGIApp, AsyncFlask
-from app.config import Settings, normalize_database_url
+from app.config import Settings
 from app.database import db
+from app.database_url import normalize_database_url
 from app.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,11 +74,70 @@ def postgres_available() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "pgbouncer"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    if request.param == "pgbouncer":
+        return request.getfixturevalue("pgbouncer_url")  # type: ignore[no-any-return]
     return request.getfixturevalue("postgres_available")  # type: ignore[no-any-return]
+
+
+# Through PgBouncer, the API suite runs a third time (test_api_*.py); elsewhere it adds nothing.
+PGBOUNCER_SUITES = ("test_api_",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        through_pooler = "[pgbouncer" in item.nodeid
+        if through_pooler and not Path(str(item.fspath)).name.startswith(PGBOUNCER_SUITES):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgres_available: str) -> Any:
+    """A real PgBouncer in transaction pooling mode in front of the test database, as managed
+    PostgreSQL offers (Supabase's and Neon's poolers); the URL says ``pgbouncer=true``."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        message = "PgBouncer is not installed (apt-get install pgbouncer)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = make_url(postgres_available)
+    # A folder of its own: PgBouncer refuses to run as root and runs as postgres here.
+    folder = Path(tempfile.mkdtemp(prefix="microblog-pgbouncer-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+    (folder / "users.txt").write_text(f'"{server.username}" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={server.host} port={server.port or 5432}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n"
+    )
+    as_postgres = ["-u", "postgres"] if os.geteuid() == 0 else []
+    process = subprocess.Popen([binary, *as_postgres, str(folder / "pgbouncer.ini")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield server.set(port=port, query={"pgbouncer": "true"}).render_as_string(hide_password=False)
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

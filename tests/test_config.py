@@ -2,7 +2,15 @@
 
 import pytest
 
-from app.config import ConfigurationError, Settings, hide_password, normalize_database_url
+from app.config import ConfigurationError, Settings
+from app.database_url import (
+    DatabaseOptions,
+    DatabaseURLError,
+    asyncpg_connect_args,
+    hide_password,
+    normalize_database_url,
+    split_database_url,
+)
 
 GOOD_SECRET = "kq3B9-vXw_2mZr7TfLp0sHc4NdYe8UaJ1oGi6RtV"
 PRODUCTION = {
@@ -28,7 +36,7 @@ PRODUCTION = {
         ),
         (
             "postgresql://u@host/app?sslmode=verify-full&connect_timeout=10",
-            "postgresql+asyncpg://u@host/app?ssl=verify-full&timeout=10",
+            "postgresql+asyncpg://u@host/app?ssl=verify-full",
         ),
         (
             "postgresql://u@host/app?sslmode=require&channel_binding=prefer",
@@ -44,10 +52,62 @@ def test_database_urls_are_normalised_for_the_async_drivers(raw, expected):
     assert normalize_database_url(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["mysql://u@host/app", "postgresql://u@h/app?sslcert=/x.pem"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mysql://u@host/app",
+        "postgresql://u@h/app?frobnicate=1",
+        "postgresql://u@h/app?connect_timeout=soon",
+    ],
+)
 def test_unsupported_database_urls_are_refused_with_a_reason(raw):
-    with pytest.raises(ConfigurationError):
+    with pytest.raises((ConfigurationError, DatabaseURLError)):
         normalize_database_url(raw)
+    with pytest.raises(ConfigurationError):
+        Settings(database_url=raw)
+
+
+def test_provider_url_parameters_become_asyncpg_arguments_of_the_right_type():
+    raw = (
+        "postgres://u:p@db.example.com:5432/app?sslmode=require&connect_timeout=3"
+        "&application_name=web-1&pgbouncer=true"
+    )
+    url, options = split_database_url(raw)
+    assert url == "postgresql+asyncpg://u:p@db.example.com:5432/app?ssl=require"
+    assert options == DatabaseOptions(
+        connect_timeout=3.0, application_name="web-1", sslmode="require", pgbouncer=True
+    )
+    args = asyncpg_connect_args(options, timeout=5, statement_timeout_ms=5000)
+    assert args["timeout"] == 3.0 and args["command_timeout"] == 5
+    assert args["server_settings"] == {"application_name": "web-1"}  # no startup settings
+    assert args["statement_cache_size"] == 0 and args["prepared_statement_cache_size"] == 0
+    assert args["prepared_statement_name_func"]() != args["prepared_statement_name_func"]()
+
+
+def test_without_a_pooler_the_statement_timeout_is_a_startup_setting():
+    _, options = split_database_url("postgresql://u@h/app")
+    args = asyncpg_connect_args(options, timeout=5, statement_timeout_ms=2500)
+    assert args["server_settings"] == {"application_name": "microblog", "statement_timeout": "2500"}
+    assert "statement_cache_size" not in args
+
+
+def test_sslrootcert_gives_a_verifying_tls_context(tmp_path):
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "k.pem", tmp_path / "ca.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=db.example.com"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    _, options = split_database_url(f"postgresql://u@h/app?sslmode=verify-full&sslrootcert={cert}")
+    context = asyncpg_connect_args(options, timeout=5, statement_timeout_ms=0)["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_password_is_hidden_in_logged_urls():

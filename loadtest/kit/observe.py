@@ -50,7 +50,7 @@ async def _select_posts(database_url: str, baseline: int) -> list[ObservedPost]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.config import normalize_database_url
+    from app.database_url import normalize_database_url
 
     engine = create_async_engine(normalize_database_url(database_url))
     query = text(

@@ -1,73 +1,29 @@
-"""Settings read once from the environment, and the DATABASE_URL normaliser."""
+"""Settings read once from the environment (DATABASE_URL itself is read in database_url.py)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .database_url import (
+    DatabaseOptions,
+    DatabaseURLError,
+    normalize_database_url,
+    split_database_url,
+)
 
 MIN_SECRET_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 12  # secrets.token_urlsafe(32) has about 30
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
 
-# libpq spellings that PaaS providers put in DATABASE_URL, and what asyncpg calls them.
-_LIBPQ_TO_ASYNCPG = {"sslmode": "ssl", "connect_timeout": "timeout"}
-_ASYNCPG_QUERY_KEYS = frozenset(
-    {"ssl", "timeout", "target_session_attrs", "prepared_statement_cache_size"}
-)
-_IGNORED_LIBPQ_KEYS = frozenset({"channel_binding", "gssencmode", "fallback_application_name"})
-
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a configuration the app can safely start with."""
-
-
-def normalize_database_url(raw: str) -> str:
-    """Turn a DATABASE_URL as PaaS providers and people write it into an async SQLAlchemy URL."""
-    parts = urlsplit(raw.strip())
-    scheme = parts.scheme.lower()
-    if scheme in {
-        "postgres",
-        "postgresql",
-        "postgresql+asyncpg",
-        "postgresql+psycopg",
-        "postgresql+psycopg2",
-    }:
-        return urlunsplit(
-            parts._replace(scheme="postgresql+asyncpg", query=_asyncpg_query(parts.query))
-        )
-    if scheme in {"sqlite", "sqlite+aiosqlite"}:
-        # urlunsplit would drop the empty host of sqlite:///path, so swap the scheme as text.
-        return "sqlite+aiosqlite:" + raw.strip().split(":", 1)[1]
-    raise ConfigurationError(
-        f"DATABASE_URL scheme {parts.scheme!r} is not supported: use postgresql:// or sqlite:///"
-    )
-
-
-def _asyncpg_query(query: str) -> str:
-    translated = []
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        key = _LIBPQ_TO_ASYNCPG.get(key, key)
-        if key in _IGNORED_LIBPQ_KEYS:
-            continue
-        if key not in _ASYNCPG_QUERY_KEYS:
-            raise ConfigurationError(f"DATABASE_URL parameter {key!r} is not supported by asyncpg")
-        translated.append((key, value))
-    return urlencode(translated)
-
-
-def hide_password(url: str) -> str:
-    """The URL with its password replaced by ***, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Settings(BaseSettings):
@@ -80,6 +36,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     instance_path: Path = Field(default_factory=lambda: Path.cwd() / "instance")
     database_url: str = ""
+    database_options: DatabaseOptions = Field(default_factory=DatabaseOptions)
+    database_direct_url: str = ""  # for migrations when DATABASE_URL goes through a pooler
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     db_pool_timeout: float = Field(default=10.0, gt=0)
@@ -106,10 +64,19 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""  # comma-separated; ".example.com" also allows its subdomains
     flask_debug: bool = False
 
-    @field_validator("database_url")
+    @model_validator(mode="before")
     @classmethod
-    def _normalise_url(cls, value: str) -> str:
-        return normalize_database_url(value) if value else ""
+    def _split_database_urls(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        try:
+            if raw := data.get("database_url"):
+                data["database_url"], data["database_options"] = split_database_url(raw)
+            if raw := data.get("database_direct_url"):
+                data["database_direct_url"] = normalize_database_url(raw)
+        except DatabaseURLError as error:
+            raise ConfigurationError(str(error)) from None
+        return data
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_unsafe_production(self) -> Settings:

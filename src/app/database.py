@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from .bridge import AsyncFlask
-from .config import Settings, hide_password
+from .config import Settings
+from .database_url import asyncpg_connect_args, hide_password
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,17 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         engine = create_async_engine(url, **pool, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
-    server_settings = {"application_name": "microblog"}
-    if settings.db_statement_timeout_ms:
-        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     engine = create_async_engine(
         url,
         **pool,
         **({"pool_timeout": settings.db_pool_timeout} if pooled else {}),
         # A frozen or unreachable server fails a request within DB_QUERY_TIMEOUT (then 503),
         # whether it was connecting or already holding a connection mid-query.
-        connect_args={
-            "server_settings": server_settings,
-            "timeout": settings.db_query_timeout,
-            "command_timeout": settings.db_query_timeout,
-        },
+        connect_args=asyncpg_connect_args(
+            settings.database_options,
+            timeout=settings.db_query_timeout,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        ),
         **options,
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
@@ -125,7 +123,13 @@ class Database:
 
     async def _start(self) -> None:
         slot = _slot()
-        slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
+        # Behind PgBouncer in transaction mode, a statement and its prepare must share one
+        # transaction (the pooler may hand the next transaction to another server), so each
+        # connection block is one transaction there, committed when the block succeeds.
+        if slot.block_is_transaction:
+            slot.engine = make_engine(slot.settings)
+        else:
+            slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
         settings = slot.settings
         pool_size, max_overflow = settings.connection_budget
         log.info(
@@ -153,6 +157,7 @@ class _EngineSlot:
         # Requests take turns for a pooled connection first come, first served. The pool's own
         # queue lets a newcomer grab a connection that a waiting request was about to get,
         # which starves some requests for hundreds of milliseconds under load.
+        self.block_is_transaction = settings.database_options.pgbouncer
         self.capacity = sum(settings.connection_budget)
         self.turns = asyncio.Semaphore(self.capacity)
         self.waiting = 0
@@ -205,6 +210,8 @@ class _TurnConnection:
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
+            if self._slot.block_is_transaction and exc_info[0] is None:
+                await self._conn.commit()
             # Shielded, so that a request cancelled while closing (a rollback may wait on the
             # network) still hands its connection back to the pool. The turn is handed over
             # only once the connection is back: handing it over earlier lets a newcomer reach
