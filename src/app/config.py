@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         return hosts or None
 
 
-DEVELOPMENT_SECRET_FILE = "development-secret-key"  # noqa: S105  # nosec B105: a file name
+DEVELOPMENT_SECRET_FILE = "development-secret-key"  # noqa: S105 (a file name)  # nosec B105
 
 
 def development_secret(instance_path: Path) -> str:
