@@ -70,9 +70,18 @@ def post_body() -> tuple[str, str]:
     return key, f"[{key}] " + " ".join(random.choices(WORDS, k=random.randint(3, 20)))
 
 
+def unexpected(action: str, response: Any) -> str:
+    """A failure's text; no HTTP answer at all says so, so the transport_errors rule counts it."""
+    if not response.status_code:
+        return f"{action} got no answer: connection reset or timed out ({response.error!r})"
+    return f"{action} answered {response.status_code}"
+
+
 def sign_in_through_form(client: Any, account: Account) -> bool:
     """GET the form for its CSRF token, POST it; True when the app signed the account in."""
     page = client.get("/auth/login", name="/auth/login")
+    if page.status_code != 200:
+        return False  # no form was served (shed under load): nothing to send
     form = {
         "csrf_token": csrf_token(page.text or "") or "",
         "username": account.username,
@@ -82,7 +91,7 @@ def sign_in_through_form(client: Any, account: Account) -> bool:
         "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
     ) as response:
         if response.status_code != 302:
-            response.failure(f"sign-in answered {response.status_code}")
+            response.failure(unexpected("sign-in", response))
             return False
     return True
 
@@ -174,6 +183,11 @@ class BrowserWriter(MicroblogUser):
     def sign_in(self) -> None:
         self.signed_in = sign_in_through_form(self.client, self.account)
 
+    def form_token(self) -> str | None:
+        """The CSRF token of the timeline page, as a browser has it before sending a form."""
+        home = self.client.get("/", name="/")
+        return csrf_token(home.text or "") if home.status_code == 200 else None
+
     def sign_out(self) -> None:
         if not self.signed_in:
             return
@@ -193,16 +207,18 @@ class BrowserWriter(MicroblogUser):
     def write_post(self) -> None:
         if not self.signed_in:  # the last sign-in was turned away (503): try again first
             return self.sign_in()
-        home = self.client.get("/", name="/")
+        token = self.form_token()
+        if token is None:
+            return  # the page was not served (shed under load): no form to send
         key, body = post_body()
-        form = {"csrf_token": csrf_token(home.text or "") or "", "body": body}
+        form = {"csrf_token": token, "body": body}
         LEDGER.record("post_sent", key=key, author=self.account.username, body=body)
         with self.client.post(
             "/", data=form, name="/ (post)", allow_redirects=False, catch_response=True
         ) as response:
             post_id = post_id_from_location(response.headers.get("Location"))
             if response.status_code != 302 or post_id is None:
-                response.failure(f"posting answered {response.status_code}")
+                response.failure(unexpected("posting", response))
                 return
         LEDGER.record("post_acked", key=key, id=post_id)
         self.my_posts.append(post_id)
@@ -212,9 +228,11 @@ class BrowserWriter(MicroblogUser):
     def delete_post(self) -> None:
         if not self.my_posts or not self.signed_in:
             return
+        token = self.form_token()
+        if token is None:
+            return
         post_id = self.my_posts.pop(random.randrange(len(self.my_posts)))
-        home = self.client.get("/", name="/")
-        form = {"csrf_token": csrf_token(home.text or "") or ""}
+        form = {"csrf_token": token}
         LEDGER.record("delete_sent", id=post_id)
         with self.client.post(
             f"/post/{post_id}/delete",
@@ -224,7 +242,7 @@ class BrowserWriter(MicroblogUser):
             catch_response=True,
         ) as response:
             if response.status_code != 302:
-                response.failure(f"deleting answered {response.status_code}")
+                response.failure(unexpected("deleting", response))
                 return
         LEDGER.record("delete_acked", id=post_id)
 
@@ -257,7 +275,7 @@ class ApiClient(MicroblogUser):
             auth=(self.account.username, self.account.password),
         ) as response:
             if response.status_code != 201:
-                response.failure(f"token answered {response.status_code}")
+                response.failure(unexpected("token", response))
                 self.headers = {}
                 return
             self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
@@ -282,7 +300,7 @@ class ApiClient(MicroblogUser):
             catch_response=True,
         ) as response:
             if response.status_code != 201:
-                response.failure(f"writing answered {response.status_code}")
+                response.failure(unexpected("writing", response))
                 return
             post_id = response.json()["id"]
         LEDGER.record("post_acked", key=key, id=post_id)
@@ -316,7 +334,7 @@ class ApiClient(MicroblogUser):
             catch_response=True,
         ) as response:
             if response.status_code != 204:
-                response.failure(f"deleting answered {response.status_code}")
+                response.failure(unexpected("deleting", response))
                 return
         LEDGER.record("delete_acked", id=post_id)
 
@@ -354,7 +372,7 @@ class Newcomer(MicroblogUser):
             catch_response=True,
         ) as response:
             if response.status_code != 302:
-                response.failure(f"registering answered {response.status_code}")
+                response.failure(unexpected("registering", response))
                 return
         sign_in_through_form(self.client, Account(username, password))
         self.client.cookiejar.clear()

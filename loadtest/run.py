@@ -184,8 +184,10 @@ def start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen[by
         "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
     }
+    # As the Procfile serves it: keep-alive longer than any client's idle time, no proxy.
     command = [sys.executable, "-m", "uvicorn", "asgi:app", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+               "--port", str(port), "--log-level", "warning", "--no-access-log",
+               "--no-proxy-headers", "--timeout-keep-alive", "95"]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     host = f"http://127.0.0.1:{port}"
