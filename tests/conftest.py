@@ -140,6 +140,21 @@ def pgbouncer_url(postgres_available: str) -> Any:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+async def fresh_database(server_url: str, name: str, *, create: bool = True) -> str:
+    """Drop the database ``name`` on the test server (and make it anew); its URL."""
+    url = make_url(server_url)
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_env": "test",

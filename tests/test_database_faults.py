@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from conftest import free_port, make_settings, reset_schema
+from conftest import free_port, fresh_database, make_settings, reset_schema
 from sqlalchemy.engine import make_url
 
 from app import create_asgi_app
@@ -123,15 +123,8 @@ async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(post
 
 @pytest.fixture
 async def slow_database(postgres_available):
-    """A database where every read of ``posts`` takes 2 s (a view that sleeps)."""
-    url = make_url(postgres_available)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-    )
-    await admin.execute(f'DROP DATABASE IF EXISTS "{SLOW_DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{SLOW_DATABASE}"')
-    await admin.close()
-    return url.set(database=SLOW_DATABASE).render_as_string(hide_password=False)
+    """A database of its own, where the tests make reads of ``posts`` slow."""
+    return await fresh_database(postgres_available, SLOW_DATABASE)
 
 
 async def make_posts_slow(database_url, seconds):

@@ -15,8 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import TEST_SECRET, free_port
-from sqlalchemy.engine import make_url
+from conftest import TEST_SECRET, free_port, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DATABASE = "microblog_buildpack_test"
@@ -88,15 +87,8 @@ def test_the_procfile_keeps_connections_longer_than_the_router_and_stops_before_
 
 @pytest.fixture
 async def build_database(postgres_available):
-    url = make_url(postgres_available)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-    )
-    await admin.execute(f'DROP DATABASE IF EXISTS "{BUILD_DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{BUILD_DATABASE}"')
-    await admin.close()
-    database_url = url.set(database=BUILD_DATABASE, drivername="postgresql")
-    return database_url.render_as_string(hide_password=False)
+    url = await fresh_database(postgres_available, BUILD_DATABASE)
+    return url.replace("postgresql+asyncpg://", "postgresql://")  # as a platform writes it
 
 
 def copy_of_the_repository(target: Path) -> Path:

@@ -8,8 +8,7 @@ import time
 import asyncpg
 import httpx
 import pytest
-from conftest import make_settings, reset_schema, uvicorn_serving
-from sqlalchemy.engine import make_url
+from conftest import fresh_database, make_settings, reset_schema, uvicorn_serving
 
 from app import create_asgi_app
 from app.bridge import ASGIApp
@@ -70,14 +69,7 @@ async def test_a_body_that_stops_arriving_gets_408(app):
 
 @pytest.fixture
 async def drain_database(postgres_available):
-    url = make_url(postgres_available)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-    )
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DRAIN_DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DRAIN_DATABASE}"')
-    await admin.close()
-    return url.set(database=DRAIN_DATABASE).render_as_string(hide_password=False)
+    return await fresh_database(postgres_available, DRAIN_DATABASE)
 
 
 async def make_reads_slow(database_url):

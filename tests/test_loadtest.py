@@ -11,8 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import PASSWORD, uvicorn_serving
-from sqlalchemy.engine import make_url
+from conftest import PASSWORD, fresh_database, uvicorn_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_DATABASE = "microblog_kit_test"
@@ -34,20 +33,10 @@ def results_folder(output):
     return Path(line.rsplit(" in ", 1)[1])
 
 
-async def admin_connection(url):
-    parsed = make_url(url)
-    return await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database="postgres"
-    )
-
-
 @pytest.fixture
 async def kit_database_url(postgres_available):
-    """A database of its own, dropped first: the kit migrates and seeds it itself."""
-    admin = await admin_connection(postgres_available)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{KIT_DATABASE}" WITH (FORCE)')
-    await admin.close()
-    return make_url(postgres_available).set(database=KIT_DATABASE).render_as_string(False)
+    """A database of its own, dropped first: the kit creates, migrates and seeds it itself."""
+    return await fresh_database(postgres_available, KIT_DATABASE, create=False)
 
 
 async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
