@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,6 +14,9 @@ from .database import db
 from .draining import drain
 from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
+
+if TYPE_CHECKING:
+    from .overload import LoadShedding
 
 csrf = CSRFProtect()
 
@@ -62,7 +65,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     return app
 
 
-def create_asgi_app(settings: Settings | None = None) -> Any:
+def create_asgi_app(settings: Settings | None = None) -> LoadShedding:
     """The app wrapped for an ASGI server such as uvicorn, shedding load when it falls behind."""
     from .overload import LoadShedding
     from .security import security_headers
