@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import (
@@ -16,11 +15,13 @@ from werkzeug.exceptions import (
 
 from .api.problems import APIProblem, problem_response
 from .database import DATABASE_FAILURES, DatabaseBusy, database_unavailable
+from .occasionally import Occasionally
 from .passwords import PasswordBudgetExhausted
 from .paths import is_api_path
 from .ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
+_database_busy_said, _database_down_said = Occasionally(10), Occasionally(10)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -54,7 +55,7 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int, dict[str, st
 
 
 def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int, dict[str, str]]:
-    if _first_in_a_while("database busy"):  # one line per burst, not one per shed request
+    if _database_busy_said():
         log.warning("database queue full (%.2f s to wait): answering 503", error.args[0])
     return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
 
@@ -73,21 +74,11 @@ def _rate_limited(error: RateLimited) -> Response | tuple[str, int, dict[str, st
 def _database_failure(error: Exception) -> Response | tuple[str, int, dict[str, str]]:
     if not database_unavailable(error):
         return _unexpected_error(error)
-    log.warning("the database is unavailable (%r): answering 503", error)
+    if _database_down_said():
+        log.warning("the database is unavailable (%r): answering 503", error)
     return _http_error(
         ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=2)
     )
-
-
-_last_said: dict[str, float] = {}
-
-
-def _first_in_a_while(what: str, seconds: float = 10.0) -> bool:
-    now = time.monotonic()
-    if now - _last_said.get(what, -seconds) < seconds:
-        return False
-    _last_said[what] = now
-    return True
 
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int, dict[str, str]]:

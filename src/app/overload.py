@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from .api.problems import problem_response
 from .bridge import AsyncFlask
+from .occasionally import Occasionally
 from .paths import is_api_path
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class LoadShedding:
         self.app, self.max_lag = app, max_lag_ms / 1000
         self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.lag = LoopLag()
-        self._last_warning = 0.0
+        self._shedding_said = Occasionally(10)
         if max_lag_ms:
             flask_app.before_serving(self.lag.start)
             flask_app.after_serving(self.lag.stop)
@@ -87,9 +87,7 @@ class LoadShedding:
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 10:  # one line per burst, not one per request
-            self._last_warning = now
+        if self._shedding_said():  # one line per burst, not one per request
             log.warning("event loop %.0f ms behind: answering 503", self.lag.seconds * 1000)
         if is_api_path(scope["path"]):
             body, content_type = self._problem_body, self._problem_type

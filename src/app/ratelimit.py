@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from flask import current_app, request
 
 from .bridge import AsyncFlask
+from .occasionally import Occasionally
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 0.5
@@ -152,7 +153,7 @@ class _State:
     def __init__(self, redis_url: str | None, prefix: str) -> None:
         self.redis_url, self.prefix = redis_url, prefix
         self.counter: Counter = MemoryCounter()
-        self._last_warning = 0.0
+        self._failure_said = Occasionally(60)
 
     async def open(self) -> None:
         if self.redis_url:
@@ -165,9 +166,7 @@ class _State:
         try:
             return await getattr(self.counter, method)(*args)  # type: ignore[no-any-return]
         except Exception as exc:  # Redis down or slow: fail open, and say so
-            now = time.monotonic()
-            if now - self._last_warning > 60:
-                self._last_warning = now
+            if self._failure_said():
                 log.warning("rate limits are off, their store failed: %r", exc)
             return None
 
