@@ -72,6 +72,21 @@ async def test_request_body_reaches_the_view(bridge_client):
     assert response.content == b"hello"
 
 
+async def chunks_of(data, size=3):
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_a_chunked_body_without_a_length_reaches_the_view_whole(bridge_client):
+    response = await bridge_client.post("/echo", content=chunks_of(b"sent in chunks"))
+    assert response.content == b"sent in chunks"
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_with_413(bridge_client):
+    response = await bridge_client.post("/echo", content=chunks_of(b"x" * 5000, 500))
+    assert response.status_code == 413
+
+
 async def test_body_over_the_limit_is_refused_with_413(bridge_client):
     response = await bridge_client.post("/echo", content=b"x" * 5000)
     assert response.status_code == 413

@@ -318,4 +318,11 @@ def wsgi_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
             separator = "; " if key == "HTTP_COOKIE" else ","
             value = f"{environ[key]}{separator}{value}"
         environ[key] = value
+    if environ.pop("HTTP_TRANSFER_ENCODING", None) is not None or (
+        body and "CONTENT_LENGTH" not in environ
+    ):
+        # The bridge has read a chunked body whole (or just past MAX_CONTENT_LENGTH), so it
+        # passes it on as a body of known length, as a buffering server does. Left chunked,
+        # Werkzeug reads it as empty and never applies MAX_CONTENT_LENGTH to it.
+        environ["CONTENT_LENGTH"] = str(len(body))
     return environ
