@@ -6,6 +6,7 @@ is never stopped or frozen.
 """
 
 import asyncio
+import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -115,6 +116,7 @@ async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(post
         ready, ready_took = await answer_and_time(client, "/readyz")
         assert ready.status_code == 503 and ready_took < 2.5
         proxy.thaw()
+        await asyncio.sleep(1.0)  # a failed connect makes others fail fast for up to 1 s
         statuses = [(await client.get("/api/posts")).status_code for _ in range(3)]
         assert statuses[-1] == 200, statuses  # back, with no restart
     await asgi_app.app.flask_app.shutdown()
@@ -168,3 +170,21 @@ async def test_beyond_what_the_queue_can_serve_in_time_requests_are_shed_at_once
     assert 5 <= len(served) <= 12, (len(served), len(shed))
     assert max(served) < 2.0  # those let in stay fast
     assert max(shed) < 0.3  # those turned away learn it at once, not after a timeout
+
+
+async def test_a_burst_against_a_silent_database_fails_fast_not_in_waves(postgres_available):
+    """A server that accepts connections and never answers: the first connects time out, and
+    the requests queued behind them fail at once instead of timing out one wave at a time."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(100)
+    port = silent.getsockname()[1]
+    asgi_app, client = await serving(through_port(postgres_available, port), db_pool_size=5)
+    async with client:
+        started = time.monotonic()
+        answers = await asyncio.gather(*(client.get("/api/posts") for _ in range(30)))
+        took = time.monotonic() - started
+    await asgi_app.app.flask_app.shutdown()
+    silent.close()
+    assert {answer.status_code for answer in answers} == {503}
+    assert took < QUERY_TIMEOUT + 1.0, f"{took:.1f}s: the queue waited in waves"

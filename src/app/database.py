@@ -162,10 +162,13 @@ class _EngineSlot:
         self.turns = asyncio.Semaphore(self.capacity)
         self.waiting = 0
         self.mean_hold = 0.0  # seconds a request holds its turn, a moving average
+        self.down_until = 0.0  # loop time: after a failed connect, others fail fast until then
 
     async def wait_for_turn(self) -> float:
         """Wait for a turn; return when it began (loop time), to measure how long it is held."""
         loop = asyncio.get_running_loop()
+        if self.down_until and loop.time() < self.down_until:
+            raise DatabaseDown("the database failed to connect a moment ago")
         if not self.turns.locked():
             await self.turns.acquire()
             return loop.time()
@@ -183,6 +186,9 @@ class _EngineSlot:
             raise DatabaseBusy(self.settings.db_pool_timeout) from None
         finally:
             self.waiting -= 1
+        if self.down_until and loop.time() < self.down_until:  # it went down while we waited
+            self.turns.release()
+            raise DatabaseDown("the database failed to connect a moment ago")
         return loop.time()
 
     def end_turn(self, began: float) -> None:
@@ -203,7 +209,11 @@ class _TurnConnection:
         self._began = await self._slot.wait_for_turn()
         try:
             self._conn = await self._engine.connect().start()
-        except BaseException:
+        except BaseException as failure:
+            if _timed_out(failure):
+                # Everyone queued behind a connect that timed out would wait as long and fail
+                # alike (a refused connect fails at once, and needs no help).
+                self._slot.down_until = asyncio.get_running_loop().time() + DOWN_FOR_S
             self._slot.end_turn(self._began)
             raise
         return self._conn
@@ -219,6 +229,17 @@ class _TurnConnection:
             await asyncio.shield(self._conn.close())
         finally:
             self._slot.end_turn(self._began)
+
+
+DOWN_FOR_S = 1.0
+
+
+def _timed_out(failure: BaseException) -> bool:
+    return isinstance(failure, TimeoutError) or isinstance(failure.__cause__, TimeoutError)
+
+
+class DatabaseDown(DisconnectionError):
+    """A connect failed a moment ago: fail at once rather than wait for the same failure."""
 
 
 class DatabaseBusy(Exception):
