@@ -23,11 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import create_app
-from app.bridge import ASGIApp, AsyncFlask
 from app.config import Settings
 from app.database import db
 from app.database_url import normalize_database_url
 from app.models import Base
+from flask_greenlet import ASGIApp, AsyncFlask
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/microblog_test"

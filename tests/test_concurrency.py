@@ -9,8 +9,8 @@ from conftest import make_settings
 from sqlalchemy import text
 
 from app import create_app
-from app.bridge import ASGIApp
 from app.database import db
+from flask_greenlet import ASGIApp
 
 WAIT_SECONDS = 0.2
 REQUESTS = 10

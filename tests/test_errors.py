@@ -6,8 +6,8 @@ from conftest import make_settings
 
 from app import create_app
 from app.api import bp as api_bp
-from app.bridge import ASGIApp
 from app.database import db
+from flask_greenlet import ASGIApp
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import httpx
 from conftest import make_settings
 
 from app import create_app
-from app.bridge import ASGIApp
+from flask_greenlet import ASGIApp
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nothing"
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from test_auth import login, register
 
 from app import create_app, passwords
-from app.bridge import ASGIApp
 from app.database import db
 from app.models import User
+from flask_greenlet import ASGIApp
 
 
 def slow_down_hashing(monkeypatch, seconds):

@@ -9,8 +9,8 @@ from conftest import PASSWORD, csrf_token, make_settings, reset_schema
 from test_auth import login, register
 
 from app import create_app
-from app.bridge import ASGIApp
 from app.security import CONTENT_SECURITY_POLICY
+from flask_greenlet import ASGIApp
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "src" / "app" / "templates"
 

@@ -7,9 +7,9 @@ from conftest import PASSWORD, csrf_token
 from sqlalchemy import select, update
 from test_auth import login, register
 
-from app.bridge import ASGIApp
 from app.database import db
 from app.models import BrowserSession, utc_now
+from flask_greenlet import ASGIApp
 
 NEW_PASSWORD = "a much newer pass phrase"
 

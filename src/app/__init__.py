@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .bridge import ASGIApp, AsyncFlask
+from flask_greenlet import ASGIApp, AsyncFlask
+
 from .config import Settings
 from .database import db
 from .draining import drain

@@ -11,7 +11,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
-from .bridge import AsyncFlask
+from flask_greenlet import AsyncFlask
+
 from .database import db
 from .models import Post, User
 from .passwords import hash_password

@@ -23,7 +23,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from .bridge import AsyncFlask
+from flask_greenlet import AsyncFlask
+
 from .config import Settings
 from .database_url import asyncpg_connect_args, hide_password
 

@@ -9,14 +9,16 @@ sending traffic here while the worker drains.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from flask import current_app
 
-from .bridge import AsyncFlask
+from flask_greenlet import AsyncFlask
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # Fly.io stops with SIGINT
 
@@ -33,13 +35,20 @@ class Drain:
     def started(self) -> bool:
         return current_app.extensions["drain"].started  # type: ignore[no-any-return]
 
+    def when_started(self, app: AsyncFlask, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the serving loop as soon as draining starts."""
+        app.extensions["drain"].callbacks.append(callback)
+
 
 class _DrainState:
     def __init__(self) -> None:
         self.started = False
+        self.callbacks: list[Callable[[], None]] = []
         self._servers_handlers: dict[int, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def watch(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers belong to the main thread
         for stop in STOP_SIGNALS:
@@ -56,6 +65,9 @@ class _DrainState:
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self.started = True
+        if self._loop is not None:  # a signal handler may not touch the loop directly
+            for callback in self.callbacks:
+                self._loop.call_soon_threadsafe(callback)
         self._servers_handlers[signum](signum, frame)
 
 

@@ -15,8 +15,9 @@ import contextlib
 import logging
 from typing import Any
 
+from flask_greenlet import AsyncFlask
+
 from .api.problems import problem_response
-from .bridge import AsyncFlask
 from .occasionally import Occasionally
 from .paths import is_api_path
 

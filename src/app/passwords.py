@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
-from .bridge import AsyncFlask
+from flask_greenlet import AsyncFlask
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

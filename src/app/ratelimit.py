@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from flask import current_app, request
 
-from .bridge import AsyncFlask
+from flask_greenlet import AsyncFlask
+
 from .occasionally import Occasionally
 
 log = logging.getLogger(__name__)

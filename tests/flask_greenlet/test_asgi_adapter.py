@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import io
 import threading
 import time
 
@@ -9,7 +10,8 @@ import httpx
 import pytest
 from flask import g, request
 
-from app.bridge import ASGIApp, AsyncFlask, await_from_greenlet, run_in_greenlet, wsgi_environ
+from flask_greenlet import ASGIApp, AsyncFlask, await_from_greenlet, run_in_greenlet
+from flask_greenlet.environ import build_environ
 
 
 def make_app() -> AsyncFlask:
@@ -218,7 +220,7 @@ def test_wsgi_environ_carries_the_request():
             (b"cookie", b"b=2"),
         ],
     }
-    environ = wsgi_environ(scope, b"{}")
+    environ = build_environ(scope, io.BytesIO(b"{}"))
     assert environ["REQUEST_METHOD"] == "POST"
     assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
     assert environ["QUERY_STRING"] == "a=1&b=2"

@@ -1,0 +1,83 @@
+"""``ASGIApp``: serves an ``AsyncFlask`` app to an ASGI server (lifespan and HTTP)."""
+
+from __future__ import annotations
+
+import gc
+from io import BytesIO, RawIOBase
+from typing import IO
+
+from .asyncflask import RESPONSE_KEY, AsyncFlask
+from .environ import build_environ
+from .handover import run_in_greenlet
+from .request_body import RequestBody, has_no_body
+from .response_body import Reply, StartedResponse
+from .types import Environ, Receive, Scope, Send
+
+
+class ASGIApp:
+    """The ASGI application for ``app``: ``uvicorn module:ASGIApp(app)``.
+
+    ``body_timeout`` bounds the wait for each piece of a request body: a client that stops
+    sending gets 408 instead of holding its request (and the server's shutdown) open.
+    """
+
+    def __init__(self, app: AsyncFlask, *, body_timeout: float | None = None) -> None:
+        self.flask_app = app
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            # Closing before accepting is the ASGI way to refuse: the server answers 403.
+            await receive()
+            await send({"type": "websocket.close", "code": 1003})
+        else:
+            raise ValueError(f"ASGI scope type {scope['type']!r} is not served")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.flask_app.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                _freeze_startup_objects()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.flask_app.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = BytesIO() if has_no_body(scope) else RequestBody(receive, self.body_timeout)
+        environ = self.build_environ(scope, body)
+        reply = await run_in_greenlet(self._call_app, environ)
+        await reply.send(send, receive, self.flask_app.worker_threads)
+
+    def build_environ(self, scope: Scope, body: IO[bytes] | RawIOBase) -> Environ:
+        """The WSGI environ for ``scope``; a subclass may add keys of its own."""
+        return build_environ(scope, body)
+
+    def _call_app(self, environ: Environ) -> Reply:
+        started = StartedResponse()
+        chunks = self.flask_app.wsgi_app(environ, started.start_response)
+        return Reply(started, chunks, environ.get(RESPONSE_KEY), environ["REQUEST_METHOD"])
+
+
+def _freeze_startup_objects() -> None:
+    """Hide what startup made (modules, the app, compiled SQL) from the cyclic collector.
+
+    Those objects live as long as the process; left in the oldest generation, every full
+    collection walks all of them again, and shows up as a latency spike on some request.
+    """
+    gc.collect()
+    gc.freeze()

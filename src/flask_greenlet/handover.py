@@ -1,0 +1,122 @@
+"""The greenlet hand-over: sync code waits for awaitables on the event loop that runs it.
+
+``run_in_greenlet`` runs a sync function in a greenlet whose parent is the calling asyncio
+task. When the function needs an awaitable's result, ``await_from_greenlet`` switches to the
+task, which awaits it while other tasks go on, and switches back with the result. No thread is
+involved, and both sides share one ``contextvars.Context``, so context variables (Flask's
+request context among them) are the same before and after every await.
+
+Sync code that runs in a worker thread on the loop's behalf (a sync view, a sync response
+generator) waits the same way through ``wait_for``, which also works in the greenlet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from greenlet import getcurrent, greenlet
+
+T = TypeVar("T")
+
+# Set in a worker thread's context: the loop that handed it work, for ``wait_for``.
+_calling_loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.ContextVar(
+    "flask_greenlet_calling_loop"
+)
+
+
+class _RequestGreenlet(greenlet):
+    """A greenlet whose parent awaits whatever it is handed; see ``await_from_greenlet``."""
+
+
+class _Suspension:
+    """What a coroutine stepped in the greenlet yielded: an asyncio future, or None for a
+    bare yield (``asyncio.sleep(0)``)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self.future is None:
+            return (yield)
+        # Yielding set the flag that tells a task "wait for me"; clear it, as a task does,
+        # so that awaiting the future again here hands it to this task instead.
+        self.future._asyncio_future_blocking = False
+        return (yield from self.future.__await__())
+
+
+async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
+    """Run sync ``fn`` in a greenlet, awaiting on its behalf each awaitable it hands over."""
+    child = _RequestGreenlet(fn, getcurrent())
+    child.gr_context = getcurrent().gr_context  # one shared Context, not a copy
+    handed = child.switch(*args)
+    while not child.dead:
+        try:
+            value = await handed
+        except BaseException:
+            handed = child.throw(*sys.exc_info())
+        else:
+            handed = child.switch(value)
+    return handed  # type: ignore[no-any-return]
+
+
+def in_request_greenlet() -> bool:
+    """Whether the caller runs inside ``run_in_greenlet`` and may use ``await_from_greenlet``."""
+    return isinstance(getcurrent(), _RequestGreenlet)
+
+
+def await_from_greenlet(awaitable: Awaitable[T]) -> T:
+    """From sync code inside ``run_in_greenlet``, wait for ``awaitable`` on the event loop.
+
+    A coroutine is stepped right here, in the greenlet, and only the futures it waits on go
+    to the task; so sync code that the coroutine calls (an async view reading
+    ``request.stream``) may wait for the loop in turn.
+    """
+    current = getcurrent()
+    if not isinstance(current, _RequestGreenlet):
+        raise RuntimeError("await_from_greenlet() called outside run_in_greenlet()")
+    if isinstance(awaitable, Coroutine):
+        return _step_in_greenlet(awaitable, current.parent)
+    return current.parent.switch(awaitable)  # type: ignore[no-any-return]
+
+
+def _step_in_greenlet(coro: Coroutine[Any, Any, T], task_side: greenlet) -> T:
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            yielded = coro.send(sent) if thrown is None else coro.throw(thrown)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        sent = thrown = None
+        try:
+            sent = task_side.switch(_Suspension(yielded))
+        except BaseException as exc:  # the future's error, or the task's cancellation
+            thrown = exc
+
+
+def calling_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop this worker thread works for, if ``run_in_thread`` started the work."""
+    return _calling_loop.get(None)
+
+
+def wait_for(coro: Coroutine[Any, Any, T]) -> T:
+    """Wait for ``coro`` on the serving loop, from its request greenlet or a worker thread."""
+    if in_request_greenlet():
+        return await_from_greenlet(coro)
+    loop = calling_loop()
+    if loop is None:
+        coro.close()
+        raise RuntimeError("wait_for() needs a request greenlet or a bridge worker thread")
+    context = contextvars.copy_context()
+    return asyncio.run_coroutine_threadsafe(run_in_context(context, coro), loop).result()
+
+
+async def run_in_context(context: contextvars.Context, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` as a task that runs in ``context`` (a caller's, carried across threads)."""
+    return await asyncio.get_running_loop().create_task(coro, context=context)
