@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -241,14 +243,20 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def uvicorn_serving(
-    database_url: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    database_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    fresh_schema: bool = True,
 ) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real uvicorn serving ``asgi:app`` in production mode on a fresh schema, on a free
-    port; yields its base URL and process, and ends it however the block ends."""
-    app = create_app(make_settings(database_url))
-    await app.startup()
-    await reset_schema(app)
-    await app.shutdown()
+    """A real uvicorn serving ``asgi:app`` in production mode on a fresh schema (unless
+    another instance shares it), on a free port; yields its base URL and process, and ends it
+    however the block ends."""
+    if fresh_schema:
+        app = create_app(make_settings(database_url))
+        await app.startup()
+        await reset_schema(app)
+        await app.shutdown()
     port = free_port()
     environment = {
         **os.environ,
@@ -265,6 +273,7 @@ async def uvicorn_serving(
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: --workers children end with it
     )
     scheme = "https" if "--ssl-certfile" in args else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
@@ -272,9 +281,9 @@ async def uvicorn_serving(
         await wait_until_up(base_url, process)
         yield base_url, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 async def wait_until_up(

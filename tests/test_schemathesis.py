@@ -49,8 +49,10 @@ async def test_schemathesis_finds_nothing(server):
     base_url, process = server
     token = await bearer_token(base_url)
     # Revoking the token would leave the rest of the run unauthenticated: it goes last, alone.
+    # The live stream never ends, so a fuzzer's request to it could only time out; test_live.py
+    # covers it.
     runs = [
-        ["--exclude-operation-id", "delete_token"],
+        ["--exclude-operation-id", "delete_token", "--exclude-operation-id", "stream_posts"],
         ["--include-operation-id", "delete_token"],
     ]
     for selection in runs:

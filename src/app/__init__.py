@@ -13,6 +13,7 @@ from flask_greenlet import ASGIApp, AsyncFlask
 from .config import Settings
 from .database import db
 from .draining import drain
+from .live import live
 from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
 
     app.session_interface = BrowserSessionInterface()
 
+    live.init_app(app, settings, encode_post=api.stream.encode_post)
     csrf.exempt(api.bp)  # the API takes bearer tokens, never cookies
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     overload_max_lag_ms: int = Field(default=500, ge=0)
     max_content_length: int = Field(default=64 * 1024, ge=1024)
     request_body_timeout: float = Field(default=10.0, gt=0)  # seconds for each piece of a body
+    live_max_subscribers: int = Field(default=5000, ge=0)  # open live streams a worker holds
+    live_heartbeat_seconds: float = Field(default=15.0, gt=0)  # under proxies' idle timeouts
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     remember_days: int = Field(default=30, ge=1, le=30)
     redis_url: str = ""

@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonSchemaMode
 from ..models import MAX_ID
 from . import bp
 from .contract import Operation
-from .schemas import Problem
+from .schemas import EventStream, Problem
 
 _PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_SCHEMAS = {
@@ -95,7 +95,7 @@ def _schemas(contracts: Iterable[Operation]) -> dict[str, Any]:
             if schema is not None:
                 inputs[schema.__name__] = (schema, "validation")
         for schema in contract.responses.values():
-            if schema is not None:
+            if schema is not None and schema is not EventStream:
                 inputs.setdefault(schema.__name__, (schema, "serialization"))
     _, document = TypeAdapter.json_schemas(
         [(name, mode, TypeAdapter(schema)) for name, (schema, mode) in inputs.items()],
@@ -149,7 +149,9 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
 
 def _response(status: int, model: type | None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-    if model is not None:
+    if model is EventStream:
+        response["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif model is not None:
         media = "application/problem+json" if model.__name__ == "Problem" else "application/json"
         response["content"] = {media: {"schema": _ref(model)}}
     return response

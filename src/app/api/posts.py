@@ -8,6 +8,7 @@ from flask import Response, url_for
 from sqlalchemy import Row
 
 from ..database import db
+from ..live import live
 from ..ratelimit import not_rate_limited
 from ..store.posts import (
     NotAuthor,
@@ -64,6 +65,7 @@ async def write_post(user: UserRef, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
         row = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+    live.post_created(row)
     post = PostPublic(*row)
     location = url_for("api.get_post", post_id=post.id)
     return json_response(post, 201, {"Location": location})
@@ -98,4 +100,5 @@ async def remove_post(user: UserRef, post_id: int) -> Response:
         raise APIProblem(403, "Only its author can delete a post.") from None
     if not deleted:
         raise no_such_post()
+    live.post_deleted(post_id)
     return no_content()

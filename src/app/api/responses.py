@@ -18,11 +18,16 @@ def _adapter(schema: type) -> TypeAdapter[Any]:
     return adapter
 
 
+def json_bytes(document: Any) -> bytes:
+    """``document``, an instance of a response schema, serialised."""
+    return _adapter(type(document)).dump_json(document)
+
+
 def json_response(
     document: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """``document``, an instance of a response schema, as an ``application/json`` response."""
-    body = _adapter(type(document)).dump_json(document)
+    body = json_bytes(document)
     response = Response(body, status=status, mimetype="application/json")
     if headers:
         response.headers.update(headers)

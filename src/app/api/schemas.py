@@ -185,6 +185,10 @@ class PostPublic:
     created_at: datetime
 
 
+class EventStream:
+    """A ``text/event-stream`` response (Server-Sent Events), documented, never serialised."""
+
+
 @dataclass(frozen=True, slots=True)
 class PostPage:
     items: list[PostPublic]

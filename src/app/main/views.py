@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..database import db
+from ..live import live
 from ..models import MAX_ID, is_username
 from ..ratelimit import not_rate_limited
 from ..store.posts import NotAuthor, create_post, delete_post, select_posts_page
@@ -33,9 +34,11 @@ async def index() -> Response | str:
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined,no-any-return]
     if form.validate_on_submit():
         async with db.connect() as conn:
-            post_id, *_ = await create_post(
+            post = await create_post(
                 conn, author_id=current_user.id, author=current_user.username, body=form.body.data
             )
+        live.post_created(post)
+        post_id = post[0]
         flash("Your post is live.")
         return redirect(url_for("main.index", _anchor=f"post-{post_id}"))
     return await _render_posts("index.html", form=form)
@@ -54,6 +57,7 @@ async def remove_post(post_id: int) -> Response:
         abort(403)
     if not deleted:
         abort(404)
+    live.post_deleted(post_id)
     flash("Your post is deleted.")
     return redirect(url_for("main.index"))
 

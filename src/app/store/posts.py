@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Integer, Row, Select, bindparam, delete, insert, select
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from ..models import Post, User
 
@@ -14,6 +27,9 @@ from ..models import Post, User
 class NotAuthor(Exception):
     """The post exists but belongs to someone else."""
 
+
+# The channel on which PostgreSQL tells every worker's live timeline of new and deleted posts.
+LIVE_CHANNEL = "microblog_posts"
 
 # Every read returns rows of these columns, in this order: (id, body, author, created_at).
 POST_COLUMNS = (Post.id, Post.body, User.username.label("author"), Post.created_at)
@@ -50,6 +66,31 @@ _insert = (
     .returning(Post.id, Post.created_at)
 )
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
+_oldest_after = (
+    _posts(Post.id > bindparam("after"))
+    .order_by(Post.id)
+    .limit(bindparam("limit", type_=Integer, literal_execute=True))
+)
+
+# On PostgreSQL a write also notifies the live timeline's listeners, in the same statement:
+# the notification goes out when, and only if, the write commits (see live/listener.py).
+_inserted = _insert.cte("inserted")
+_insert_and_notify = select(
+    _inserted.c.id,
+    _inserted.c.created_at,
+    func.pg_notify(LIVE_CHANNEL, literal("post:") + cast(_inserted.c.id, String)),
+)
+
+
+def _delete_and_notify(post_id: int, author_id: int) -> Select:
+    deleted = (
+        delete(Post)
+        .where(Post.id == post_id, Post.author_id == author_id)
+        .returning(Post.id)
+        .cte("deleted")
+    )
+    notify = func.pg_notify(LIVE_CHANNEL, literal("delete:") + cast(deleted.c.id, String))
+    return select(deleted.c.id, notify)
 
 
 async def find_post(conn: AsyncConnection, post_id: int) -> Row | None:
@@ -68,6 +109,11 @@ async def select_posts_older(
     return (await conn.execute(statement, params)).all()
 
 
+async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[Row]:
+    """Up to ``limit`` posts newer than the post ``after``, oldest first."""
+    return (await conn.execute(_oldest_after, {"after": after, "limit": limit})).all()
+
+
 async def select_posts_page(
     conn: AsyncConnection, *, page: int, per_page: int, author_id: int | None = None
 ) -> tuple[Sequence[Row], bool]:
@@ -83,16 +129,21 @@ async def create_post(
 ) -> tuple[int, str, str, datetime]:
     """Insert a post by ``author_id`` (whose username is ``author``); return it as a read does."""
     params = {"body": body, "author_id": author_id}
-    post_id, created_at = (await conn.execute(_insert, params)).one()
+    statement = _insert_and_notify if conn.dialect.name == "postgresql" else _insert
+    post_id, created_at, *_ = (await conn.execute(statement, params)).one()
     return post_id, body, author, created_at
 
 
 async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) -> bool:
     """Delete the post if ``author_id`` wrote it: True if deleted, False if there is no such
     post; ``NotAuthor`` if someone else wrote it."""
-    statement = (
-        delete(Post).where(Post.id == post_id, Post.author_id == author_id).returning(Post.id)
-    )
+    statement: Executable
+    if conn.dialect.name == "postgresql":
+        statement = _delete_and_notify(post_id, author_id)
+    else:
+        statement = (
+            delete(Post).where(Post.id == post_id, Post.author_id == author_id).returning(Post.id)
+        )
     if (await conn.execute(statement)).first() is not None:
         return True
     if await conn.scalar(_author_of, {"post_id": post_id}) is not None:

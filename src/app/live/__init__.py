@@ -1,0 +1,144 @@
+"""The live timeline: new and deleted posts, pushed to every subscriber on every worker.
+
+On PostgreSQL, writes notify a channel (``store/posts.py``) and each worker's one listening
+connection fans the news out to its own subscribers (``listener.py``, ``hub.py``), so it
+reaches every worker of every instance. On SQLite, a single process, the views that write
+publish in-process instead. ``api/stream.py`` serves it as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import asyncpg
+from flask import current_app
+from sqlalchemy import Row
+from sqlalchemy.engine import make_url
+
+from flask_greenlet import AsyncFlask
+
+from ..config import Settings
+from ..database import db
+from ..database_url import DatabaseOptions, asyncpg_connect_args
+from ..draining import drain
+from ..store.posts import find_post, select_posts_newer
+from .events import delete_event, post_event
+from .hub import Hub
+from .listener import Listener
+
+log = logging.getLogger(__name__)
+
+PostRow = Row | tuple[int, str, str, datetime]  # (id, body, author, created_at)
+EncodePost = Callable[[PostRow], bytes]  # a post as the API's JSON document
+
+
+class LiveTimeline:
+    """The Flask extension; wired with ``init_app``, used by the views that write posts."""
+
+    def init_app(self, app: AsyncFlask, settings: Settings, *, encode_post: EncodePost) -> None:
+        state = app.extensions["live"] = _LiveState(settings, encode_post)
+        app.before_serving(state.start)
+        app.after_serving(state.stop)
+        drain.when_started(app, state.end_streams)
+
+    @property
+    def hub(self) -> Hub:
+        return _state().hub
+
+    @property
+    def heartbeat(self) -> float:
+        return _state().settings.live_heartbeat_seconds
+
+    def encode_post(self, row: PostRow) -> bytes:
+        return _state().encode_post(row)
+
+    def post_created(self, row: PostRow) -> None:
+        """Announce a post the view just wrote (PostgreSQL announces it by itself)."""
+        state = _state()
+        if state.in_process:
+            state.hub.publish(post_event(row[0], state.encode_post(row)), post_id=row[0])
+
+    def post_deleted(self, post_id: int) -> None:
+        """Announce a post the view just deleted (PostgreSQL announces it by itself)."""
+        state = _state()
+        if state.in_process:
+            state.hub.publish(delete_event(post_id))
+
+
+class _LiveState:
+    def __init__(self, settings: Settings, encode_post: EncodePost) -> None:
+        self.settings = settings
+        self.encode_post = encode_post
+        self.hub = Hub(max_subscribers=settings.live_max_subscribers)
+        self.in_process = True
+        self.listener: Listener | None = None
+        self.newest_post_id = 0
+
+    async def start(self) -> None:
+        self.hub = Hub(max_subscribers=self.settings.live_max_subscribers)
+        url = self.settings.database_direct_url or self.settings.database_url
+        if self.settings.is_sqlite:
+            return
+        if self.settings.database_options.pgbouncer and not self.settings.database_direct_url:
+            log.error(
+                "live timeline: LISTEN needs a direct connection, not PgBouncer's transaction "
+                "pooling; set DATABASE_DIRECT_URL. Until then each worker only sees its own posts."
+            )
+            return
+        self.in_process = False
+        self.listener = Listener(lambda: self._connect(url), self._on_notice, self._catch_up)
+        self.listener.start()
+
+    async def stop(self) -> None:
+        self.hub.close()
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+
+    def end_streams(self) -> None:
+        self.hub.close()
+
+    async def _connect(self, url: str) -> asyncpg.Connection:
+        parsed = make_url(url)
+        direct = bool(self.settings.database_direct_url)
+        options = DatabaseOptions() if direct else self.settings.database_options
+        args = asyncpg_connect_args(
+            replace(options, pgbouncer=False),  # this connection never goes through a pooler
+            timeout=self.settings.db_query_timeout,
+            statement_timeout_ms=0,
+        )
+        args["server_settings"]["application_name"] = "microblog-live"
+        args.pop("command_timeout")  # the connection sits idle, waiting for notifications
+        if "ssl" in parsed.query and "ssl" not in args:
+            args["ssl"] = parsed.query["ssl"]
+        dsn = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+        return await asyncpg.connect(dsn, **args)
+
+    async def _on_notice(self, kind: str, post_id: int) -> None:
+        if kind == "delete":
+            self.hub.publish(delete_event(post_id))
+            return
+        async with db.connect() as conn:
+            row = await find_post(conn, post_id)
+        if row is not None:
+            self._publish_post(row)
+
+    async def _catch_up(self) -> None:
+        async with db.connect() as conn:
+            rows = await select_posts_newer(conn, after=self.newest_post_id, limit=1000)
+        for row in rows:
+            self._publish_post(row)
+
+    def _publish_post(self, row: PostRow) -> None:
+        self.newest_post_id = max(self.newest_post_id, row[0])
+        self.hub.publish(post_event(row[0], self.encode_post(row)), post_id=row[0])
+
+
+def _state() -> _LiveState:
+    return current_app.extensions["live"]  # type: ignore[no-any-return]
+
+
+live = LiveTimeline()

@@ -1,0 +1,77 @@
+"""One PostgreSQL connection per worker that LISTENs for new and deleted posts.
+
+Writers notify in the same statement as the insert or delete (see ``store/posts.py``), so a
+notification is sent when, and only if, the change commits; every worker of every instance
+hears it on its one listening connection and fans it out to its own subscribers. When the
+connection drops, the listener reconnects and first publishes what it missed, read from the
+table, so no subscriber sees a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import asyncpg
+
+from ..store.posts import LIVE_CHANNEL
+
+log = logging.getLogger(__name__)
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+OnNotice = Callable[[str, int], Coroutine[Any, Any, None]]  # ("post" or "delete", post id)
+CatchUp = Callable[[], Awaitable[None]]
+
+
+class Listener:
+    def __init__(self, connect: Connect, on_notice: OnNotice, catch_up: CatchUp) -> None:
+        self._connect, self._on_notice, self._catch_up = connect, on_notice, catch_up
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, *self._pending, return_exceptions=True)
+            self._task = None
+
+    async def _listen_forever(self) -> None:
+        delay = 0.5
+        first = True
+        while True:
+            try:
+                connection = await self._connect()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("live timeline: cannot listen (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            delay = 0.5
+            try:
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(LIVE_CHANNEL, self._notified)
+                if not first:
+                    await self._catch_up()  # what was written while nobody here listened
+                first = False
+                self.connected.set()
+                await lost.wait()
+                log.warning("live timeline: the listening connection was lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("live timeline: listening failed (%r); reconnecting", exc)
+            finally:
+                self.connected.clear()
+                connection.terminate()
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, post_id = payload.partition(":")
+        if kind in ("post", "delete") and post_id.isdigit():
+            task = asyncio.get_running_loop().create_task(self._on_notice(kind, int(post_id)))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)

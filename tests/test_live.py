@@ -1,0 +1,235 @@
+"""The live timeline: GET /api/posts/stream pushes new and deleted posts as they happen, to
+every subscriber of every worker and instance, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from contextlib import asynccontextmanager
+
+import asyncpg
+import httpx
+import pytest
+from conftest import register_api_user, uvicorn_serving
+
+OPEN_LIMITS = {"RATE_LIMIT_REGISTER_ADDRESS": "off", "RATE_LIMIT_SIGN_IN_ADDRESS": "off"}
+
+
+class Subscriber:
+    """One open stream, read event by event."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+
+    async def next_event(self, timeout: float = 5) -> dict[str, str]:
+        """The next event (or comment, as {"comment": ...}), fields by name."""
+        event: dict[str, str] = {}
+        async with asyncio.timeout(timeout):
+            async for line in self._lines:
+                if line == "":
+                    if event:
+                        return event
+                    continue
+                if line.startswith(":"):
+                    return {"comment": line[1:].strip()}
+                name, _, value = line.partition(":")
+                event[name] = value.removeprefix(" ")
+        raise AssertionError("the stream ended")
+
+    async def next_named(self, name: str, timeout: float = 5) -> dict[str, str]:
+        while True:
+            event = await self.next_event(timeout)
+            if event.get("event") == name:
+                return event
+
+
+@asynccontextmanager
+async def subscribed(client: httpx.AsyncClient, headers: dict[str, str] | None = None):
+    async with client.stream("GET", "/api/posts/stream", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        subscriber = Subscriber(response)
+        assert "retry" in await subscriber.next_event()  # the stream is open
+        yield subscriber
+
+
+@pytest.fixture
+def live_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}"
+    return request.getfixturevalue("postgres_available")
+
+
+both_databases = pytest.mark.parametrize(
+    "live_database_url", ["sqlite", "postgresql"], indirect=True
+)
+
+
+async def write(client, user, body):
+    response = await client.post("/api/posts", json={"body": body}, headers=user.auth)
+    assert response.status_code == 201
+    return response.json()
+
+
+@both_databases
+async def test_new_and_deleted_posts_reach_a_subscriber(live_database_url):
+    async with (
+        uvicorn_serving(live_database_url, env=OPEN_LIMITS) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        alice = await register_api_user(client, "alice")
+        async with subscribed(client) as subscriber:
+            post = await write(client, alice, "live from the test")
+            event = await subscriber.next_named("post")
+            assert event["id"] == str(post["id"])
+            assert (
+                json.loads(event["data"]) == (await client.get(f"/api/posts/{post['id']}")).json()
+            )
+
+            assert (
+                await client.delete(f"/api/posts/{post['id']}", headers=alice.auth)
+            ).status_code == 204
+            deleted = await subscriber.next_named("delete")
+            assert json.loads(deleted["data"]) == {"id": post["id"]}
+            assert "id" not in deleted  # a resuming client goes on from the newest post
+
+
+@both_databases
+async def test_last_event_id_resumes_without_a_gap_or_a_repeat(live_database_url):
+    async with (
+        uvicorn_serving(live_database_url, env=OPEN_LIMITS) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        alice = await register_api_user(client, "alice")
+        seen = [await write(client, alice, f"before {n}") for n in range(3)]
+        async with subscribed(client, {"Last-Event-ID": str(seen[0]["id"])}) as subscriber:
+            missed = [await subscriber.next_named("post") for _ in range(2)]
+            assert [int(e["id"]) for e in missed] == [seen[1]["id"], seen[2]["id"]]
+            after = await write(client, alice, "after")
+            assert int((await subscriber.next_named("post"))["id"]) == after["id"]
+        bad = await client.get("/api/posts/stream", headers={"Last-Event-ID": "yesterday"})
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_idle_stream_gets_heartbeats(tmp_path):
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}"
+    env = {"LIVE_HEARTBEAT_SECONDS": "0.2"}
+    async with (
+        uvicorn_serving(database_url, env=env) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        subscribed(client) as subscriber,
+    ):
+        assert await subscriber.next_event(timeout=2) == {"comment": "heartbeat"}
+
+
+async def test_past_the_subscriber_cap_a_client_gets_503(tmp_path):
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}"
+    async with (
+        uvicorn_serving(database_url, env={"LIVE_MAX_SUBSCRIBERS": "2"}) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        async with subscribed(client), subscribed(client):
+            refused = await client.get("/api/posts/stream")
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+        async with subscribed(client) as subscriber:  # the places were given back
+            assert subscriber.response.status_code == 200
+
+
+async def test_a_post_on_one_instance_reaches_subscribers_of_every_worker_of_another(
+    postgres_available,
+):
+    env = {**OPEN_LIMITS, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    started = await _database_now(postgres_available)
+    async with (
+        uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (listening, _),
+        uvicorn_serving(postgres_available, env=OPEN_LIMITS, fresh_schema=False) as (writing, _),
+        httpx.AsyncClient(base_url=listening, timeout=10) as reader,
+        httpx.AsyncClient(base_url=writing, timeout=10) as writer,
+    ):
+        alice = await register_api_user(writer, "alice")
+        async with asyncio.TaskGroup() as group:
+            streams = [group.create_task(_open(reader)) for _ in range(6)]
+        subscribers = [task.result() for task in streams]
+        try:
+            post = await write(writer, alice, "from the other instance")
+            events = await asyncio.gather(*(s.next_named("post") for s in subscribers))
+            assert {int(e["id"]) for e in events} == {post["id"]}
+            workers = await _listening_workers(postgres_available, started)
+            assert workers == 3  # one listening connection per worker, not per subscriber
+        finally:
+            for subscriber in subscribers:
+                await subscriber.response.aclose()
+
+
+async def _open(client):
+    request = client.build_request("GET", "/api/posts/stream")
+    response = await client.send(request, stream=True)
+    subscriber = Subscriber(response)
+    await subscriber.next_event()
+    return subscriber
+
+
+async def _database_now(database_url):
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return await conn.fetchval("SELECT clock_timestamp()")
+    finally:
+        await conn.close()
+
+
+async def _listening_workers(database_url, since):
+    """Listening connections opened since ``since`` (earlier tests' may linger a moment)."""
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'microblog-live' AND backend_start > $1",
+            since,
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_lost_listening_connection_comes_back_and_catches_up(postgres_available):
+    async with (
+        uvicorn_serving(postgres_available, env=OPEN_LIMITS) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        subscribed(client) as subscriber,
+    ):
+        alice = await register_api_user(client, "alice")
+        conn = await asyncpg.connect(postgres_available.replace("+asyncpg", ""))
+        try:
+            terminated = await conn.fetchval("SELECT clock_timestamp()")
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'microblog-live'"
+            )
+            written_while_deaf = await write(client, alice, "while nobody listened")
+            event = await subscriber.next_named("post", timeout=10)
+            assert int(event["id"]) == written_while_deaf["id"]
+            assert await _listening_workers(postgres_available, terminated) == 1  # it came back
+        finally:
+            await conn.close()
+
+
+async def test_sigterm_ends_open_streams_at_once(tmp_path):
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}"
+    args = ("--timeout-graceful-shutdown", "20")
+    async with (
+        uvicorn_serving(database_url, args=args) as (base_url, process),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        subscribed(client) as subscriber,
+    ):
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(AssertionError, match="the stream ended"):
+            while True:
+                await subscriber.next_event(timeout=5)
+        exit_code = await asyncio.to_thread(process.wait, 10)
+        assert exit_code in (0, -signal.SIGTERM)
+        assert time.monotonic() - signalled < 3  # not the 20 s grace period
