@@ -129,3 +129,35 @@ async def test_a_person_uses_the_site_in_a_real_browser(https_server, browser):
     assert dialogs == [], f"a script ran: {dialogs}"
     await replay.close()
     await context.close()
+
+
+async def test_the_home_page_shows_posts_as_they_are_written_and_deleted(https_server, browser):
+    dialogs = []
+    context, page = await new_page(browser, dialogs)
+    await page.goto(https_server)
+    assert await page.is_visible("text=No posts yet.")
+    async with httpx.AsyncClient(base_url=https_server, verify=False) as api:  # noqa: S501
+        account = {"username": "writer", "email": "w@example.com", "password": PASSWORD}
+        assert (await api.post("/api/users", json=account)).status_code == 201
+        token = (await api.post("/api/tokens", auth=("writer", PASSWORD))).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        await page.wait_for_function("document.querySelector('[data-live-stream]') !== null")
+        await page.wait_for_timeout(500)  # EventSource connects
+        hostile = "<img src=x onerror=alert(1)> live!"
+        post = (await api.post("/api/posts", json={"body": hostile}, headers=auth)).json()
+        live = page.locator(f"#post-{post['id']}")
+        await live.wait_for(timeout=5000)
+        assert await live.locator("p").inner_text() == hostile  # text, never HTML
+        assert await live.locator("a").inner_text() == "writer"
+        assert not await page.is_visible("text=No posts yet.")
+        assert (await api.delete(f"/api/posts/{post['id']}", headers=auth)).status_code == 204
+        await live.wait_for(state="detached", timeout=5000)
+    assert dialogs == [], f"a script ran: {dialogs}"
+    await context.close()
+
+    # Without JavaScript the same page still lists the posts; it is only not live.
+    still = await browser.new_context(ignore_https_errors=True, java_script_enabled=False)
+    static_page = await still.new_page()
+    await static_page.goto(https_server)
+    assert await static_page.is_visible("h1:has-text('Latest posts')")
+    await still.close()
