@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick bench-login-storm bench-overload loadtest lock clean
+.PHONY: install run test lint bench bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-login-storm: $(VENV)/.bench-installed  ## do 30 clients signing in starve 
 
 bench-overload: $(VENV)/.bench-installed  ## three times capacity, open loop: shed fast, serve fast
 	$(BIN)/python bench/overload.py
+
+bench-fanout: $(VENV)/.bench-installed  ## 2,000 live subscribers on one worker, against Starlette + sse-starlette
+	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
 
 loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
 	$(BIN)/python loadtest/run.py

@@ -109,9 +109,13 @@ class Reply:
 
 async def _send_async_chunks(chunks: AsyncIterable[Any], send: Send) -> None:
     async for chunk in chunks:
-        data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        data = chunk if isinstance(chunk, bytes) else _as_bytes(chunk)
         if data:
             await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    return chunk.encode() if isinstance(chunk, str) else bytes(chunk)
 
 
 async def _send_sync_chunks(

@@ -8,7 +8,7 @@ from flask import Response, request
 
 from ..database import db
 from ..live import PostRow, live
-from ..live.events import HEARTBEAT, post_event, retry_hint
+from ..live.events import post_event, retry_hint
 from ..live.hub import FellBehind, Hub
 from ..models import MAX_ID
 from ..store.posts import select_posts_newer
@@ -38,7 +38,7 @@ async def stream_posts() -> Response:
         raise APIProblem(503, "This worker holds all the live streams it can; retry shortly.")
     subscription = _Subscription(hub)
     response = Response(
-        _events(subscription, resume_after, live.heartbeat),  # type: ignore[arg-type]
+        _events(subscription, resume_after),  # type: ignore[arg-type]
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -70,9 +70,7 @@ class _Subscription:
             self.hub.subscribers -= 1
 
 
-async def _events(
-    subscription: _Subscription, resume_after: int | None, heartbeat: float
-) -> AsyncIterator[bytes]:
+async def _events(subscription: _Subscription, resume_after: int | None) -> AsyncIterator[bytes]:
     hub = subscription.hub
     try:
         yield retry_hint(RETRY_MS)
@@ -82,15 +80,13 @@ async def _events(
                 caught_up |= post_ids
                 yield chunk
         sequence = subscription.read_up_to
-        while not hub.closed:
+        while True:
             try:
-                events = await hub.events_after(sequence, wait=heartbeat)
+                events = await hub.events_after(sequence)
             except FellBehind:
                 return  # too slow to keep up: the client reconnects with Last-Event-ID
             if not events:
-                if not hub.closed:
-                    yield HEARTBEAT
-                continue
+                return  # the hub closed: the worker is stopping
             sequence = events[-1].sequence
             # A post read while catching up may be announced again just after: send it once.
             chunk = b"".join(e.encoded for e in events if e.post_id not in caught_up)

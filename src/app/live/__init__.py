@@ -8,6 +8,7 @@ publish in-process instead. ``api/stream.py`` serves it as Server-Sent Events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,7 +26,7 @@ from ..database import db
 from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
 from ..store.posts import find_post, select_posts_newer
-from .events import delete_event, post_event
+from .events import HEARTBEAT, delete_event, post_event
 from .hub import Hub
 from .listener import Listener
 
@@ -47,10 +48,6 @@ class LiveTimeline:
     @property
     def hub(self) -> Hub:
         return _state().hub
-
-    @property
-    def heartbeat(self) -> float:
-        return _state().settings.live_heartbeat_seconds
 
     def encode_post(self, row: PostRow) -> bytes:
         return _state().encode_post(row)
@@ -75,10 +72,13 @@ class _LiveState:
         self.hub = Hub(max_subscribers=settings.live_max_subscribers)
         self.in_process = True
         self.listener: Listener | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
         self.newest_post_id = 0
 
     async def start(self) -> None:
         self.hub = Hub(max_subscribers=self.settings.live_max_subscribers)
+        every = self.settings.live_heartbeat_seconds
+        self.heartbeat = asyncio.get_running_loop().create_task(self.hub.beat(every, HEARTBEAT))
         url = self.settings.database_direct_url or self.settings.database_url
         if self.settings.is_sqlite:
             return
@@ -94,6 +94,10 @@ class _LiveState:
 
     async def stop(self) -> None:
         self.hub.close()
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            await asyncio.gather(self.heartbeat, return_exceptions=True)
+            self.heartbeat = None
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None

@@ -52,18 +52,24 @@ class Hub:
         self.closed = True
         self._published.set()
 
-    async def events_after(self, sequence: int, *, wait: float) -> list[Event]:
-        """The events after ``sequence``, waiting up to ``wait`` s for one; [] if none came
-        or when the hub closes. ``FellBehind`` if some were already dropped."""
+    async def events_after(self, sequence: int) -> list[Event]:
+        """The events after ``sequence``, waiting for one if there are none yet; [] once the
+        hub closes. ``FellBehind`` if some were already dropped.
+
+        A heartbeat is an event like any other (see ``beat``), so no subscriber needs a timer
+        of its own: one wakes them all.
+        """
         if self._sequence == sequence and not self.closed:
-            try:
-                async with asyncio.timeout(wait):
-                    await self._published.wait()
-            except TimeoutError:
-                return []
+            await self._published.wait()
         if self.closed:
             return []
         if self._events and self._events[0].sequence > sequence + 1:
             raise FellBehind()
         newer = self._sequence - sequence
         return [self._events[-back] for back in range(newer, 0, -1)]
+
+    async def beat(self, every: float, heartbeat: bytes) -> None:
+        """Publish ``heartbeat`` every ``every`` seconds, until cancelled."""
+        while not self.closed:
+            await asyncio.sleep(every)
+            self.publish(heartbeat)
