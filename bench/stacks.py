@@ -62,6 +62,8 @@ STACKS = (
             "APP_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(36),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # The same pool of 20 as the peers, plus the live timeline's listening connection.
+            "DB_MAX_CONNECTIONS": str(POOL_SIZE + 1),
         },
     ),
     Stack("fastapi", "FastAPI + AsyncSession (ORM) + asyncpg", 18102, "fastapi_app:app"),

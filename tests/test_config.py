@@ -171,6 +171,15 @@ def test_the_pool_is_sized_so_every_worker_fits_the_connection_budget(workers, l
     assert sum(settings.connection_budget) * workers <= limit
 
 
+@pytest.mark.parametrize(("workers", "budget"), [(1, (10, 5)), (2, (9, 0)), (4, (4, 0))])
+def test_on_postgresql_each_worker_keeps_one_connection_for_the_live_listener(workers, budget):
+    settings = Settings(
+        database_url="postgresql://db.example/app", web_concurrency=workers, db_max_connections=20
+    )
+    assert settings.connection_budget == budget
+    assert (sum(settings.connection_budget) + 1) * workers <= 20
+
+
 @pytest.mark.parametrize(
     "secret",
     [

@@ -110,8 +110,10 @@ class Settings(BaseSettings):
     @property
     def connection_budget(self) -> tuple[int, int]:
         """(pool size, overflow) for one worker, so that ``web_concurrency`` workers together
-        never hold more than ``db_max_connections``."""
-        per_worker = max(1, self.db_max_connections // self.web_concurrency)
+        never hold more than ``db_max_connections``, counting each worker's live timeline
+        listener on PostgreSQL."""
+        listener = 0 if self.is_sqlite else 1
+        per_worker = max(1, self.db_max_connections // self.web_concurrency - listener)
         pool_size = min(self.db_pool_size, per_worker)
         return pool_size, min(self.db_max_overflow, per_worker - pool_size)
 
