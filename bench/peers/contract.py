@@ -54,11 +54,11 @@ def token_digest(token: str) -> str:
 
 
 def clean_body(body: object) -> str | None:
-    """The post body stripped of surrounding whitespace, or None if it breaks the contract."""
-    if not isinstance(body, str):
+    """The post body exactly as sent, or None if it breaks the contract (blank, a NUL, too
+    long): the same rules as the app's."""
+    if not isinstance(body, str) or not body.strip() or "\x00" in body:
         return None
-    body = body.strip()
-    return body if 1 <= len(body) <= POST_BODY_MAX else None
+    return body if len(body) <= POST_BODY_MAX else None
 
 
 def iso_utc(moment: datetime) -> str:

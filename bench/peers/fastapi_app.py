@@ -10,12 +10,19 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
-from contract import POST_BODY_MAX, database_url, decode_cursor, encode_cursor, pool_size
+from contract import (
+    POST_BODY_MAX,
+    clean_body,
+    database_url,
+    decode_cursor,
+    encode_cursor,
+    pool_size,
+)
 from contract import token_digest as digest
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from models import Post, Token, User
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -32,10 +39,16 @@ class PostPage(BaseModel):
     next_cursor: str | None
 
 
-class PostIn(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
+def _kept_as_sent(body: str) -> str:
+    if clean_body(body) is None:
+        raise ValueError("blank, or with a NUL")
+    return body
 
-    body: Annotated[str, Field(min_length=1, max_length=POST_BODY_MAX)]
+
+class PostIn(BaseModel):
+    body: Annotated[
+        str, Field(min_length=1, max_length=POST_BODY_MAX), AfterValidator(_kept_as_sent)
+    ]
 
 
 @asynccontextmanager

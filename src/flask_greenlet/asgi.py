@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from io import BytesIO, RawIOBase
 from typing import IO
@@ -9,7 +10,7 @@ from typing import IO
 from .asyncflask import RESPONSE_KEY, AsyncFlask
 from .environ import build_environ
 from .handover import run_in_greenlet
-from .request_body import RequestBody, has_no_body
+from .request_body import RequestBody, expects_continue, has_no_body
 from .response_body import Reply, StartedResponse
 from .types import Environ, Receive, Scope, Send
 
@@ -58,10 +59,33 @@ class ASGIApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = BytesIO() if has_no_body(scope) else RequestBody(receive, self.body_timeout)
+        body = await self._request_body(scope, receive)
+        if body is None:
+            await _send_request_timeout(send)
+            return
         environ = self.build_environ(scope, body)
-        reply = await run_in_greenlet(self._call_app, environ)
+        # A body that is still arriving is read from sync code an async view calls: the
+        # view's coroutines are then stepped in the greenlet, where that code can wait.
+        streamed = isinstance(body, RequestBody) and not body.arrived_whole
+        reply = await run_in_greenlet(self._call_app, environ, step_coroutines=streamed)
         await reply.send(send, receive, self.flask_app.worker_threads)
+
+    async def _request_body(self, scope: Scope, receive: Receive) -> IO[bytes] | RawIOBase | None:
+        """``wsgi.input``; None if the body's first piece never came.
+
+        The first piece is taken before the app runs: the server usually has it already
+        (it came with the headers), and a body that fits in it is then read without waiting.
+        """
+        if has_no_body(scope):
+            return BytesIO()
+        if expects_continue(scope):  # reading is what tells the client to send the body
+            return RequestBody(receive, self.body_timeout)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                first = await receive()
+        except TimeoutError:
+            return None
+        return RequestBody(receive, self.body_timeout, first)
 
     def build_environ(self, scope: Scope, body: IO[bytes] | RawIOBase) -> Environ:
         """The WSGI environ for ``scope``; a subclass may add keys of its own."""
@@ -71,6 +95,17 @@ class ASGIApp:
         started = StartedResponse()
         chunks = self.flask_app.wsgi_app(environ, started.start_response)
         return Reply(started, chunks, environ.get(RESPONSE_KEY), environ["REQUEST_METHOD"])
+
+
+async def _send_request_timeout(send: Send) -> None:
+    body = b"Request Timeout: the request body stopped arriving.\n"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 408, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _freeze_startup_objects() -> None:

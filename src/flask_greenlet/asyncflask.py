@@ -52,6 +52,7 @@ class AsyncFlask(Flask):
         self._loop_thread_lock = threading.Lock()
         self.worker_threads = WorkerThreads(self.sync_threads)
         self._sync_views: dict[str, Callable[..., Any]] = {}
+        self._sync_prefixes: tuple[str, ...] = ()
         self._sync_views_seen = 0
         weakref.finalize(self, self.worker_threads.shutdown)
 
@@ -127,9 +128,9 @@ class AsyncFlask(Flask):
         return chunks
 
     def _routes_to_sync_view(self, environ: Environ) -> bool:
-        sync_endpoints = self._sync_endpoints()
-        if not sync_endpoints:
-            return False
+        sync_endpoints, prefixes = self._sync_endpoints()
+        if not environ.get("PATH_INFO", "").startswith(prefixes):
+            return False  # no sync view's rule can match: skip routing it twice
         try:
             adapter = self.create_url_adapter(self.request_class(environ))
             rule, _ = adapter.match(return_rule=True)  # type: ignore[union-attr]
@@ -141,16 +142,22 @@ class AsyncFlask(Flask):
         view = sync_endpoints.get(rule.endpoint)
         return view is not None and not _view_is_async(view, method)
 
-    def _sync_endpoints(self) -> dict[str, Callable[..., Any]]:
-        """The views that are not coroutine functions (some may be, per method)."""
+    def _sync_endpoints(self) -> tuple[dict[str, Callable[..., Any]], tuple[str, ...]]:
+        """The views that are not coroutine functions (a class-based one may be, per method),
+        and the fixed start of each of their rules (``/static/`` for ``/static/<path:f>``)."""
         if self._sync_views_seen != len(self.view_functions):
             self._sync_views = {
                 endpoint: view
                 for endpoint, view in self.view_functions.items()
                 if not inspect.iscoroutinefunction(inspect.unwrap(view))
             }
+            self._sync_prefixes = tuple(
+                rule.rule.split("<", 1)[0]
+                for rule in self.url_map.iter_rules()
+                if rule.endpoint in self._sync_views
+            )
             self._sync_views_seen = len(self.view_functions)
-        return self._sync_views
+        return self._sync_views, self._sync_prefixes
 
     def run_coroutine(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` to completion from sync code: on the loop this thread works for, or

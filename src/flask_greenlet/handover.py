@@ -31,6 +31,8 @@ _calling_loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.C
 class _RequestGreenlet(greenlet):
     """A greenlet whose parent awaits whatever it is handed; see ``await_from_greenlet``."""
 
+    steps_coroutines = False
+
 
 class _Suspension:
     """What a coroutine stepped in the greenlet yielded: an asyncio future, or None for a
@@ -50,9 +52,14 @@ class _Suspension:
         return (yield from self.future.__await__())
 
 
-async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
-    """Run sync ``fn`` in a greenlet, awaiting on its behalf each awaitable it hands over."""
+async def run_in_greenlet(fn: Callable[..., T], *args: Any, step_coroutines: bool = False) -> T:
+    """Run sync ``fn`` in a greenlet, awaiting on its behalf each awaitable it hands over.
+
+    With ``step_coroutines``, the coroutines handed over are stepped in the greenlet (see
+    ``await_from_greenlet``); without, the task awaits them whole, which costs less.
+    """
     child = _RequestGreenlet(fn, getcurrent())
+    child.steps_coroutines = step_coroutines
     child.gr_context = getcurrent().gr_context  # one shared Context, not a copy
     handed = child.switch(*args)
     while not child.dead:
@@ -73,14 +80,14 @@ def in_request_greenlet() -> bool:
 def await_from_greenlet(awaitable: Awaitable[T]) -> T:
     """From sync code inside ``run_in_greenlet``, wait for ``awaitable`` on the event loop.
 
-    A coroutine is stepped right here, in the greenlet, and only the futures it waits on go
-    to the task; so sync code that the coroutine calls (an async view reading
-    ``request.stream``) may wait for the loop in turn.
+    If the greenlet steps coroutines, a coroutine is stepped right here and only the futures
+    it waits on go to the task; so sync code that the coroutine calls (an async view reading
+    ``request.stream`` while the body arrives) may wait for the loop in turn.
     """
     current = getcurrent()
     if not isinstance(current, _RequestGreenlet):
         raise RuntimeError("await_from_greenlet() called outside run_in_greenlet()")
-    if isinstance(awaitable, Coroutine):
+    if current.steps_coroutines and isinstance(awaitable, Coroutine):
         return _step_in_greenlet(awaitable, current.parent)
     return current.parent.switch(awaitable)  # type: ignore[no-any-return]
 

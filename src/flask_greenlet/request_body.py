@@ -24,9 +24,12 @@ class RequestBody(io.RawIOBase):
     ``ClientDisconnected``.
     """
 
-    def __init__(self, receive: Receive, piece_timeout: float | None) -> None:
+    def __init__(
+        self, receive: Receive, piece_timeout: float | None, first: Message | None = None
+    ) -> None:
         super().__init__()
         self._receive = receive
+        self._first = first  # a message already received, read before any other
         self._piece_timeout = piece_timeout
         self._pending = bytearray()
         self._complete = False
@@ -70,7 +73,15 @@ class RequestBody(io.RawIOBase):
             raise RequestEntityTooLarge()
         self._pending += chunk
 
+    @property
+    def arrived_whole(self) -> bool:
+        """Whether the body is all in hand already, so reading it never waits."""
+        return self._first is not None and not self._first.get("more_body", False)
+
     def _receive_one(self) -> Message:
+        if self._first is not None:
+            message, self._first = self._first, None
+            return message
         try:
             return wait_for(self._next_message())
         except TimeoutError:
@@ -84,6 +95,14 @@ class RequestBody(io.RawIOBase):
 def _max_content_length() -> int | None:
     """The request's limit (``MAX_CONTENT_LENGTH``, or what the view set for this request)."""
     return request.max_content_length if has_request_context() else None
+
+
+def expects_continue(scope: Scope) -> bool:
+    """The client waits for "100 Continue", which the server sends when the app first reads."""
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
 
 
 def has_no_body(scope: Scope) -> bool:

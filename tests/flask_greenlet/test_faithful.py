@@ -3,6 +3,8 @@
 import asyncio
 import gc
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -120,3 +122,12 @@ async def test_no_app_context_is_pushed_for_serving_without_hooks():
 
     await app.startup()
     assert pushed == [app]
+
+
+def test_the_bridge_imports_nothing_of_the_microblog():
+    check = (
+        "import sys, flask_greenlet; "
+        "print(sorted(m for m in sys.modules if m == 'app' or m.startswith('app.')))"
+    )
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from flask import current_app
@@ -121,10 +122,16 @@ class _LiveState:
         dsn = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
         return await asyncpg.connect(dsn, **args)
 
-    async def _on_notice(self, kind: str, post_id: int) -> None:
+    def _on_notice(self, kind: str, post_id: int) -> Coroutine[Any, Any, None] | None:
         if kind == "delete":
             self.hub.publish(delete_event(post_id))
-            return
+        elif not self.hub.subscribers:  # nobody to tell: spare the database the read
+            self.newest_post_id = max(self.newest_post_id, post_id)
+        else:
+            return self._publish_new_post(post_id)
+        return None
+
+    async def _publish_new_post(self, post_id: int) -> None:
         async with db.connect() as conn:
             row = await find_post(conn, post_id)
         if row is not None:

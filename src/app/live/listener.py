@@ -21,7 +21,8 @@ from ..store.posts import LIVE_CHANNEL
 log = logging.getLogger(__name__)
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
-OnNotice = Callable[[str, int], Coroutine[Any, Any, None]]  # ("post" or "delete", post id)
+# ("post" or "delete", post id) -> work to do on the loop, if any
+OnNotice = Callable[[str, int], Coroutine[Any, Any, None] | None]
 CatchUp = Callable[[], Awaitable[None]]
 
 
@@ -72,6 +73,8 @@ class Listener:
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, post_id = payload.partition(":")
         if kind in ("post", "delete") and post_id.isdigit():
-            task = asyncio.get_running_loop().create_task(self._on_notice(kind, int(post_id)))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            work = self._on_notice(kind, int(post_id))
+            if work is not None:
+                task = asyncio.get_running_loop().create_task(work)
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
