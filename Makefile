@@ -33,8 +33,9 @@ $(VENV)/.bench-installed: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,loadtest,bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask and raw asyncpg
+bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask and raw asyncpg; then the live fan-out
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/fanout.py
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

@@ -116,7 +116,7 @@ async def test_a_backend_killed_mid_write_leaves_nothing_and_says_retry(own_clus
     await asyncio.sleep(0.5)  # the insert is now waiting inside the trigger
     killed = await admin.fetchval(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = 'microblog' AND query LIKE 'INSERT INTO posts%'"
+        "WHERE application_name = 'microblog' AND query LIKE '%INSERT INTO posts%'"
     )
     assert killed == 1
     response = await write
