@@ -10,6 +10,7 @@ import threading
 import pytest
 from asgi_exchange import exchange
 from flask import appcontext_pushed, request, url_for
+from werkzeug.exceptions import NotFound
 
 from flask_greenlet import ASGIApp, AsyncFlask
 
@@ -131,3 +132,11 @@ def test_the_bridge_imports_nothing_of_the_microblog():
     )
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_an_http_exception_becomes_a_response_held_in_memory():
+    app = make_app()
+    with app.test_request_context("/missing"):
+        response = app.make_response(NotFound())
+    assert response.status_code == 404
+    assert not response.is_streamed  # sent in one message, not chunk by chunk
