@@ -3,7 +3,8 @@
     locust -f loadtest/locustfile.py --config loadtest/profiles/smoke.conf --host http://...
 
 Users: anonymous readers of the pages and of the API, browser users who sign in through the
-forms, post and delete, API clients with bearer tokens, and newcomers who register. Every
+forms, post and delete, API clients with bearer tokens, newcomers who register, and open tabs
+following the live timeline. Every
 write carries a unique key and goes into the ledger; when locust quits, the kit reads the
 posts back, judges the thresholds and sets the exit code (see ``loadtest/README.md``).
 """
@@ -14,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from kit import verdict
+from kit import live, verdict
 from kit.accounts import ACCOUNTS, Account
 from kit.cookies import LoopbackIsSecure, is_loopback
 from kit.ledger import LEDGER, new_key
@@ -343,6 +344,23 @@ class ApiClient(MicroblogUser):
     def renew_token(self) -> None:
         self.revoke_token()
         self.get_token()
+
+
+class LiveReader(MicroblogUser):
+    """A tab left open on the home page: it follows the live timeline for a while, then goes."""
+
+    weight = 1
+    listen_seconds = 8.0
+
+    @tag("read", "live", "api")
+    @task
+    def follow_the_live_timeline(self) -> None:
+        live.listen(
+            self.host or "",
+            self.listen_seconds,
+            live.reporter(self.environment),
+            timed_deliveries=is_loopback(self.host or ""),
+        )
 
 
 class Newcomer(MicroblogUser):

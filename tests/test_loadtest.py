@@ -53,7 +53,8 @@ async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
     run = await asyncio.to_thread(run_kit, env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert "VERDICT PASS" in run.stdout and "PASS  integrity in the database" in run.stdout
-    for journey in ("POST / (post)", "POST /api/posts (write)", "POST /auth/register"):
+    journeys = ("POST / (post)", "POST /api/posts (write)", "POST /auth/register")
+    for journey in (*journeys, "GET /api/posts/stream"):
         row = next(line for line in run.stdout.splitlines() if line.startswith(journey + " "))
         assert int(row.split()[-6]) > 0, f"{journey} never ran"
     results = results_folder(run.stdout)
