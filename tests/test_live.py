@@ -68,6 +68,16 @@ both_databases = pytest.mark.parametrize(
 )
 
 
+@pytest.fixture
+async def live_client(live_database_url):
+    """A client of a real uvicorn on the parametrized database, and alice, who writes."""
+    async with (
+        uvicorn_serving(live_database_url, env=OPEN_LIMITS) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        yield client, await register_api_user(client, "alice")
+
+
 async def write(client, user, body):
     response = await client.post("/api/posts", json={"body": body}, headers=user.auth)
     assert response.status_code == 201
@@ -75,44 +85,34 @@ async def write(client, user, body):
 
 
 @both_databases
-async def test_new_and_deleted_posts_reach_a_subscriber(live_database_url):
-    async with (
-        uvicorn_serving(live_database_url, env=OPEN_LIMITS) as (base_url, _),
-        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
-    ):
-        alice = await register_api_user(client, "alice")
-        async with subscribed(client) as subscriber:
-            post = await write(client, alice, "live from the test")
-            event = await subscriber.next_named("post")
-            assert event["id"] == str(post["id"])
-            assert (
-                json.loads(event["data"]) == (await client.get(f"/api/posts/{post['id']}")).json()
-            )
+async def test_new_and_deleted_posts_reach_a_subscriber(live_client):
+    client, alice = live_client
+    async with subscribed(client) as subscriber:
+        post = await write(client, alice, "live from the test")
+        event = await subscriber.next_named("post")
+        assert event["id"] == str(post["id"])
+        assert json.loads(event["data"]) == (await client.get(f"/api/posts/{post['id']}")).json()
 
-            assert (
-                await client.delete(f"/api/posts/{post['id']}", headers=alice.auth)
-            ).status_code == 204
-            deleted = await subscriber.next_named("delete")
-            assert json.loads(deleted["data"]) == {"id": post["id"]}
-            assert "id" not in deleted  # a resuming client goes on from the newest post
+        assert (
+            await client.delete(f"/api/posts/{post['id']}", headers=alice.auth)
+        ).status_code == 204
+        deleted = await subscriber.next_named("delete")
+        assert json.loads(deleted["data"]) == {"id": post["id"]}
+        assert "id" not in deleted  # a resuming client goes on from the newest post
 
 
 @both_databases
-async def test_last_event_id_resumes_without_a_gap_or_a_repeat(live_database_url):
-    async with (
-        uvicorn_serving(live_database_url, env=OPEN_LIMITS) as (base_url, _),
-        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
-    ):
-        alice = await register_api_user(client, "alice")
-        seen = [await write(client, alice, f"before {n}") for n in range(3)]
-        async with subscribed(client, {"Last-Event-ID": str(seen[0]["id"])}) as subscriber:
-            missed = [await subscriber.next_named("post") for _ in range(2)]
-            assert [int(e["id"]) for e in missed] == [seen[1]["id"], seen[2]["id"]]
-            after = await write(client, alice, "after")
-            assert int((await subscriber.next_named("post"))["id"]) == after["id"]
-        bad = await client.get("/api/posts/stream", headers={"Last-Event-ID": "yesterday"})
-        assert bad.status_code == 422
-        assert bad.headers["content-type"] == "application/problem+json"
+async def test_last_event_id_resumes_without_a_gap_or_a_repeat(live_client):
+    client, alice = live_client
+    seen = [await write(client, alice, f"before {n}") for n in range(3)]
+    async with subscribed(client, {"Last-Event-ID": str(seen[0]["id"])}) as subscriber:
+        missed = [await subscriber.next_named("post") for _ in range(2)]
+        assert [int(e["id"]) for e in missed] == [seen[1]["id"], seen[2]["id"]]
+        after = await write(client, alice, "after")
+        assert int((await subscriber.next_named("post"))["id"]) == after["id"]
+    bad = await client.get("/api/posts/stream", headers={"Last-Event-ID": "yesterday"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
 
 
 async def test_an_idle_stream_gets_heartbeats(tmp_path):

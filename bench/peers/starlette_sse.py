@@ -16,13 +16,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from contract import bearer_token, clean_body, database_url, pool_size, token_digest
+from contract import bearer_token, clean_body, database_url, token_digest
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette_raw import BY_ID, TOKEN_USER, get_post, list_posts, post_json, problem
+from starlette_raw import lifespan as raw_lifespan
 
 CHANNEL = "microblog_posts"
 INSERT_AND_NOTIFY = """
@@ -81,14 +82,12 @@ async def listen(app: Starlette, connection: asyncpg.Connection) -> None:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    size = pool_size()
-    app.state.pool = await asyncpg.create_pool(database_url(""), min_size=size, max_size=size)
-    app.state.subscribers = set()
-    listener = await asyncpg.connect(database_url(""))
-    await listen(app, listener)
-    yield
-    await listener.close()
-    await app.state.pool.close()
+    async with raw_lifespan(app):  # the pool
+        app.state.subscribers = set()
+        listener = await asyncpg.connect(database_url(""))
+        await listen(app, listener)
+        yield
+        await listener.close()
 
 
 app = Starlette(

@@ -18,8 +18,7 @@ from typing import Any
 
 from flask import Response
 
-from .handover import _calling_loop
-from .threads import WorkerThreads
+from .threads import WorkerThreads, context_for_workers
 from .types import Message, Receive, Send
 
 _END = object()
@@ -90,8 +89,7 @@ class Reply:
         else:
             # One context for every step, as one WSGI server thread would have: a generator
             # that pushes a context (stream_with_context) must pop it in the same one.
-            self.context = contextvars.copy_context()
-            self.context.run(_calling_loop.set, asyncio.get_running_loop())
+            self.context = context_for_workers()
             await _send_sync_chunks(self.started, self.wsgi_iterable, send, threads, self.context)
         await send({"type": "http.response.body", "body": b""})
 

@@ -27,18 +27,12 @@ class WorkerThreads:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` in a worker thread, in a copy of the caller's context, and await it."""
-        context = contextvars.copy_context()
-        context.run(_calling_loop.set, asyncio.get_running_loop())
-        return await asyncio.wrap_future(self.submit_in(context, fn, *args))
+        return await asyncio.wrap_future(self.submit_in(context_for_workers(), fn, *args))
 
     def submit_in(
         self, context: contextvars.Context, fn: Callable[..., T], *args: Any
     ) -> Future[T]:
-        """Start ``fn`` in a worker thread, inside ``context``.
-
-        ``context`` should name the loop the work is for (``calling_loop``), so that the thread
-        can wait for coroutines on it.
-        """
+        """Start ``fn`` in a worker thread, inside ``context`` (see ``context_for_workers``)."""
         return self._executor().submit(context.run, fn, *args)
 
     def shutdown(self) -> None:
@@ -53,3 +47,11 @@ class WorkerThreads:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="flask-sync")
             return self._pool
+
+
+def context_for_workers() -> contextvars.Context:
+    """A copy of the caller's context that names its running loop, so that code in a worker
+    thread can wait for coroutines on that loop (``wait_for``)."""
+    context = contextvars.copy_context()
+    context.run(_calling_loop.set, asyncio.get_running_loop())
+    return context

@@ -50,14 +50,11 @@ class LiveTimeline:
     def hub(self) -> Hub:
         return _state().hub
 
-    def encode_post(self, row: PostRow) -> bytes:
-        return _state().encode_post(row)
-
     def post_created(self, row: PostRow) -> None:
         """Announce a post the view just wrote (PostgreSQL announces it by itself)."""
         state = _state()
         if state.in_process:
-            state.hub.publish(post_event(row[0], state.encode_post(row)), post_id=row[0])
+            state.publish_post(row)
 
     def post_deleted(self, post_id: int) -> None:
         """Announce a post the view just deleted (PostgreSQL announces it by itself)."""
@@ -135,15 +132,15 @@ class _LiveState:
         async with db.connect() as conn:
             row = await find_post(conn, post_id)
         if row is not None:
-            self._publish_post(row)
+            self.publish_post(row)
 
     async def _catch_up(self) -> None:
         async with db.connect() as conn:
             rows = await select_posts_newer(conn, after=self.newest_post_id, limit=1000)
         for row in rows:
-            self._publish_post(row)
+            self.publish_post(row)
 
-    def _publish_post(self, row: PostRow) -> None:
+    def publish_post(self, row: PostRow) -> None:
         self.newest_post_id = max(self.newest_post_id, row[0])
         self.hub.publish(post_event(row[0], self.encode_post(row)), post_id=row[0])
 
