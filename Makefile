@@ -5,13 +5,24 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
+# flask-greenlet, the bridge, is a distribution of its own: its tests run in a virtualenv
+# that holds only it and its test tools, to prove it needs nothing of the app.
+LIB := flask-greenlet
+LIB_BIN := $(LIB)/.venv/bin
+LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test lint bench bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
+.PHONY: install run test test-app test-greenlet lint bench bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,loadtest]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./$(LIB) -e '.[dev,loadtest]'
+	touch $@
+
+$(LIB_INSTALLED): $(LIB)/pyproject.toml constraints.txt
+	test -x $(LIB_BIN)/python || $(PYTHON) -m venv $(LIB)/.venv
+	$(LIB_BIN)/python -m pip install --quiet --upgrade pip
+	$(LIB_BIN)/python -m pip install --quiet -c constraints.txt -e ./$(LIB) --group ./$(LIB)/pyproject.toml:test
 	touch $@
 
 install: $(INSTALLED)
@@ -20,14 +31,19 @@ run: install  ## serve on http://$(HOST):$(PORT), on SQLite unless DATABASE_URL 
 	$(BIN)/alembic upgrade head
 	$(BIN)/uvicorn asgi:app --host $(HOST) --port $(PORT)
 
-test: install  ## the whole suite, on SQLite and on PostgreSQL
+test: test-greenlet test-app  ## both test trees: the bridge's on its own, then the app's on SQLite and PostgreSQL
+
+test-greenlet: $(LIB_INSTALLED)  ## flask-greenlet alone: its tests, other people's suites through it, its wheel
+	cd $(LIB) && .venv/bin/pytest
+
+test-app: install  ## the app's suite, on SQLite and on PostgreSQL
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/bandit -q -c pyproject.toml -r src $(LIB)/src
 
 $(VENV)/.bench-installed: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,loadtest,bench]'
@@ -58,12 +74,12 @@ requirements.txt: constraints.txt pyproject.toml  ## what a buildpack installs, 
 lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environment
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev,loadtest,bench]'
-	{ echo "# Pinned versions of every dependency (runtime, dev, loadtest and bench extras), resolved together."; \
-	  echo "# Regenerate with: make lock"; \
+	.lock-venv/bin/python -m pip install --quiet -e ./$(LIB) -e '.[dev,loadtest,bench]' --group ./$(LIB)/pyproject.toml:test
+	{ echo "# Pinned versions of every dependency (runtime, dev, loadtest and bench extras, and the"; \
+	  echo "# flask-greenlet test group), resolved together. Regenerate with: make lock"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 	rm -rf .lock-venv
 	$(BIN)/python tools/runtime_requirements.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(LIB)/.venv .pytest_cache .ruff_cache .mypy_cache

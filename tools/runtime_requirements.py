@@ -5,7 +5,8 @@
 
 A buildpack (Heroku, Dokku, Scalingo) installs ``requirements.txt`` alone: it holds every
 package the app needs at run time (no dev, load-test or bench extras), each at the version
-``constraints.txt`` pins, and then the app itself, built from this repository (not editable).
+``constraints.txt`` pins, then the libraries that live in this repository (flask-greenlet), and
+then the app itself, each built from its folder (not editable).
 The runtime closure is read from the installed distributions' metadata, so run it in the
 project's virtual environment after ``make install``.
 """
@@ -21,9 +22,11 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "microblog"
+# Distributions of this repository, by canonical name: installed from their folder, not pinned.
+IN_REPOSITORY = {"flask-greenlet": "./flask-greenlet"}
 HEADER = (
     "# Generated from constraints.txt by tools/runtime_requirements.py (make requirements.txt);\n"
-    "# do not edit. What the app needs at run time, pinned, and then the app itself.\n"
+    "# do not edit. What the app needs at run time, pinned; the bridge and the app, from their folders.\n"
 )
 
 
@@ -59,11 +62,13 @@ def runtime_closure() -> set[str]:
 def render() -> str:
     pinned = pins()
     needed = runtime_closure()
-    missing = sorted(needed - pinned.keys())
+    from_pypi = needed - IN_REPOSITORY.keys()
+    missing = sorted(from_pypi - pinned.keys())
     if missing:
         raise SystemExit(f"constraints.txt pins no version of {', '.join(missing)}: run make lock")
-    lines = sorted((pinned[name] for name in needed), key=lambda line: canonical(line))
-    return HEADER + "\n".join(lines) + "\n.\n"
+    lines = sorted((pinned[name] for name in from_pypi), key=lambda line: canonical(line))
+    local = [IN_REPOSITORY[name] for name in sorted(needed & IN_REPOSITORY.keys())]
+    return HEADER + "\n".join([*lines, *local]) + "\n.\n"
 
 
 def main() -> int:

@@ -8,6 +8,10 @@ request context among them) are the same before and after every await.
 
 Sync code that runs in a worker thread on the loop's behalf (a sync view, a sync response
 generator) waits the same way through ``wait_for``, which also works in the greenlet.
+
+A caller with no running loop (``test_client()``, a WSGI server) uses ``run_in_greenlet_here``
+instead: the function runs in a greenlet in the caller's own thread, as plain Flask runs it,
+and only the awaitables it hands over are waited for elsewhere (on a loop in another thread).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class _RequestGreenlet(greenlet):
     """A greenlet whose parent awaits whatever it is handed; see ``await_from_greenlet``."""
 
     steps_coroutines = False
+    on_loop = True  # False when its parent waits from a thread with no running loop
 
 
 class _Suspension:
@@ -72,9 +77,40 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any, step_coroutines: boo
     return handed  # type: ignore[no-any-return]
 
 
+def run_in_greenlet_here(
+    fn: Callable[..., T],
+    *args: Any,
+    wait: Callable[[Awaitable[Any], contextvars.Context], Any],
+) -> T:
+    """Run sync ``fn`` in a greenlet in this thread, which has no running loop.
+
+    Each awaitable it hands over goes to ``wait(awaitable, context)``, which blocks this
+    thread until the result is there (running it on a loop elsewhere, in ``context``, the
+    greenlet's own, so context variables set on either side are seen on the other).
+    """
+    child = _RequestGreenlet(fn, getcurrent())
+    child.on_loop = False
+    child.gr_context = contextvars.copy_context()  # never entered elsewhere, so a loop can
+    handed = child.switch(*args)
+    while not child.dead:
+        try:
+            value = wait(handed, child.gr_context)
+        except BaseException:
+            handed = child.throw(*sys.exc_info())
+        else:
+            handed = child.switch(value)
+    return handed  # type: ignore[no-any-return]
+
+
 def in_request_greenlet() -> bool:
     """Whether the caller runs inside ``run_in_greenlet`` and may use ``await_from_greenlet``."""
     return isinstance(getcurrent(), _RequestGreenlet)
+
+
+def in_loop_greenlet() -> bool:
+    """Whether the caller runs inside ``run_in_greenlet``, on the thread of a running loop."""
+    current = getcurrent()
+    return isinstance(current, _RequestGreenlet) and current.on_loop
 
 
 def await_from_greenlet(awaitable: Awaitable[T]) -> T:

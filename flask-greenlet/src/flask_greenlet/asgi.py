@@ -13,6 +13,9 @@ from .handover import run_in_greenlet
 from .request_body import RequestBody, expects_continue, has_no_body
 from .response_body import Reply, StartedResponse
 from .types import Environ, Receive, Scope, Send
+from .watchdog import LoopWatchdog
+
+DEBUG_BLOCKING_THRESHOLD = 0.25  # seconds a step may hold the loop, in debug mode
 
 
 class ASGIApp:
@@ -20,11 +23,24 @@ class ASGIApp:
 
     ``body_timeout`` bounds the wait for each piece of a request body: a client that stops
     sending gets 408 instead of holding its request (and the server's shutdown) open.
+
+    ``blocking_threshold`` starts a watchdog (see ``watchdog``) that logs the stack of any step
+    holding the event loop longer than that many seconds; by default it is 0.25 s when the app
+    is in debug mode and off otherwise.
     """
 
-    def __init__(self, app: AsyncFlask, *, body_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        app: AsyncFlask,
+        *,
+        body_timeout: float | None = None,
+        blocking_threshold: float | None = None,
+    ) -> None:
         self.flask_app = app
         self.body_timeout = body_timeout
+        self.blocking_threshold = blocking_threshold
+        self.watchdog: LoopWatchdog | None = None
+        self._watchdog_decided = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -55,10 +71,14 @@ class ASGIApp:
                 except Exception as exc:
                     await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
                     return
+                if self.watchdog is not None:
+                    self.watchdog.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._watchdog_decided:
+            self._start_watchdog_if_wanted()
         body = await self._request_body(scope, receive)
         if body is None:
             await _send_request_timeout(send)
@@ -86,6 +106,15 @@ class ASGIApp:
         except TimeoutError:
             return None
         return RequestBody(receive, self.body_timeout, first)
+
+    def _start_watchdog_if_wanted(self) -> None:
+        self._watchdog_decided = True
+        threshold = self.blocking_threshold
+        if threshold is None and self.flask_app.debug:
+            threshold = DEBUG_BLOCKING_THRESHOLD
+        if threshold:
+            self.watchdog = LoopWatchdog(self.flask_app, threshold)
+            self.watchdog.start()
 
     def build_environ(self, scope: Scope, body: IO[bytes] | RawIOBase) -> Environ:
         """The WSGI environ for ``scope``; a subclass may add keys of its own."""

@@ -3,7 +3,8 @@
 Under an ASGI server (see ``ASGIApp``) each request runs in a greenlet on the server's loop and
 async views are awaited right there; sync views go to a bounded pool of worker threads, so one
 that blocks stalls only itself. Called by anything else (a WSGI server, ``test_client()``, the
-CLI), the app runs requests the same way on a private loop in a thread of its own.
+CLI), a request runs in the caller's own thread, as on plain Flask, in a greenlet whose async
+views and hooks are awaited on the process's private loop (see ``loop``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from werkzeug.exceptions import HTTPException
 from .handover import (
     await_from_greenlet,
     calling_loop,
+    in_loop_greenlet,
     in_request_greenlet,
     run_in_greenlet,
+    run_in_greenlet_here,
     wait_for,
 )
-from .loop import EventLoopThread
+from .loop import EventLoopThread, shared_loop
 from .threads import WorkerThreads
 from .types import Environ
 
@@ -48,13 +51,17 @@ class AsyncFlask(Flask):
         super().__init__(*args, **kwargs)
         self._before_serving: list[ServingHook] = []
         self._after_serving: list[ServingHook] = []
-        self._loop_thread: EventLoopThread | None = None
-        self._loop_thread_lock = threading.Lock()
+        self._loop_lease = _LoopLease()
+        self._started_on_loop = 0  # the private loop's generation where startup() ran
+        self._loop_lock = threading.Lock()
         self.worker_threads = WorkerThreads(self.sync_threads)
         self._sync_views: dict[str, Callable[..., Any]] = {}
         self._sync_prefixes: tuple[str, ...] = ()
         self._sync_views_seen = 0
         weakref.finalize(self, self.worker_threads.shutdown)
+        # Nothing on the loop refers back to the app, so an app no longer used is collected,
+        # and lets go of the shared loop (the last one to go stops it).
+        weakref.finalize(self, self._loop_lease.release).atexit = False
 
     def before_serving(self, hook: ServingHook) -> ServingHook:
         """Register a coroutine function to run on the serving loop before the first request."""
@@ -111,7 +118,7 @@ class AsyncFlask(Flask):
         return response
 
     def wsgi_app(self, environ: Environ, start_response: Any) -> Iterable[bytes]:
-        if in_request_greenlet():
+        if in_loop_greenlet():
             if self._routes_to_sync_view(environ):
                 # A sync view may block (sleep, a sync client): the whole request (hooks,
                 # view, teardown) gets a worker thread, as under a threaded WSGI server,
@@ -119,13 +126,20 @@ class AsyncFlask(Flask):
                 handle = super().wsgi_app
                 return await_from_greenlet(self.worker_threads.run(handle, environ, start_response))
             return super().wsgi_app(environ, start_response)
-        # A plain WSGI caller: run the request in a greenlet on the private loop.
+        # A caller with no loop (test_client(), a WSGI server's thread): the request runs right
+        # here, as on plain Flask, so what this thread holds (an in-memory SQLite database,
+        # thread-locals, mocks) is the request's too; only what it awaits goes to the loop.
+        if self._before_serving:
+            self._private_loop()  # the hooks run before the first request
         handle = super().wsgi_app
-        chunks = self.run_coroutine(run_in_greenlet(handle, environ, start_response))
+        chunks = run_in_greenlet_here(handle, environ, start_response, wait=self._wait_on_loop)
         response = environ.get(RESPONSE_KEY)
         if response is not None and isinstance(response.response, AsyncIterable):
             return _iterate_on(self._private_loop(), response.response, chunks)
         return chunks
+
+    def _wait_on_loop(self, awaitable: Any, context: Any) -> Any:
+        return self._private_loop().wait(awaitable, context)
 
     def _routes_to_sync_view(self, environ: Environ) -> bool:
         sync_endpoints, prefixes = self._sync_endpoints()
@@ -160,8 +174,10 @@ class AsyncFlask(Flask):
         return self._sync_views, self._sync_prefixes
 
     def run_coroutine(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` to completion from sync code: on the loop this thread works for, or
-        on the app's private loop."""
+        """Run ``coro`` to completion from sync code: on the loop this request or thread works
+        for, or on the private loop."""
+        if in_request_greenlet():
+            return await_from_greenlet(coro)
         if _loop_running_in_this_thread():
             coro.close()
             raise RuntimeError("run_coroutine() would block the running event loop; await instead")
@@ -170,27 +186,47 @@ class AsyncFlask(Flask):
         return self._private_loop().run(coro)
 
     def stop_private_loop(self) -> None:
-        """Run the after-serving hooks on the private loop, if one was started, and stop it."""
-        with self._loop_thread_lock:
-            loop_thread, self._loop_thread = self._loop_thread, None
-        if loop_thread is not None and loop_thread.running:
-            try:
+        """Run the after-serving hooks on the private loop, if they ran their counterparts
+        there, and let go of the loop (it stops when no app holds it)."""
+        with self._loop_lock:
+            started, self._started_on_loop = self._started_on_loop, 0
+        loop_thread = shared_loop.thread
+        try:
+            if started and started == shared_loop.generation and loop_thread is not None:
                 loop_thread.run(self.shutdown())
-            finally:
-                loop_thread.stop()
+        finally:
+            _apps_with_private_loops.discard(self)
+            self._loop_lease.release()
 
     def _private_loop(self) -> EventLoopThread:
-        with self._loop_thread_lock:
-            if self._loop_thread is None:
-                loop_thread = EventLoopThread()
-                # Nothing on the loop refers back to the app, so an app that is no longer
-                # used is collected, and this stops its loop and closes its descriptors.
-                stop_when_collected = weakref.finalize(self, loop_thread.stop_soon)
-                stop_when_collected.atexit = False  # at exit, _stop_private_loops runs hooks too
+        with self._loop_lock:
+            self._loop_lease.acquire()
+            loop_thread = shared_loop.get()
+            if self._started_on_loop != shared_loop.generation:
+                # First use, or a new loop (after a fork): the serving hooks run on it first.
                 _apps_with_private_loops.add(self)
                 loop_thread.run(self.startup())
-                self._loop_thread = loop_thread
-            return self._loop_thread
+                self._started_on_loop = shared_loop.generation
+            return loop_thread
+
+
+class _LoopLease:
+    """An app's hold on the shared private loop: taken on first use, given back once."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def acquire(self) -> None:
+        if not self.held:
+            self.held = True
+            shared_loop.acquire()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            shared_loop.release()
 
 
 def _view_is_async(view: Callable[..., Any], method: str) -> bool:
