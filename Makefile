@@ -11,7 +11,7 @@ LIB := flask-greenlet
 LIB_BIN := $(LIB)/.venv/bin
 LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test test-app test-greenlet lint bench bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
+.PHONY: install run test test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ $(VENV)/.bench-installed: $(INSTALLED)
 bench: $(VENV)/.bench-installed  ## this app against FastAPI, Quart, sync Flask and raw asyncpg; then the live fan-out
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/fanout.py
+
+$(LIB)/.venv/.bench-installed: $(LIB_INSTALLED)
+	$(LIB_BIN)/python -m pip install --quiet -c constraints.txt --group ./$(LIB)/pyproject.toml:bench
+	touch $@
+
+bench-adopters: $(LIB)/.venv/.bench-installed  ## flask-greenlet against a2wsgi, asgiref, gunicorn threads and Quart
+	cd $(LIB) && .venv/bin/python bench/adopters.py $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

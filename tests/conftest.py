@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from flask_greenlet import ASGIApp, AsyncFlask
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -29,7 +30,6 @@ from app.config import Settings
 from app.database import db
 from app.database_url import normalize_database_url
 from app.models import Base
-from flask_greenlet import ASGIApp, AsyncFlask
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/microblog_test"

@@ -6,11 +6,11 @@ import time
 import httpx
 import pytest
 from conftest import make_settings
+from flask_greenlet import ASGIApp
 from sqlalchemy import text
 
 from app import create_app
 from app.database import db
-from flask_greenlet import ASGIApp
 
 WAIT_SECONDS = 0.2
 REQUESTS = 10

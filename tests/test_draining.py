@@ -9,9 +9,9 @@ import asyncpg
 import httpx
 import pytest
 from conftest import fresh_database, make_settings, reset_schema, uvicorn_serving
+from flask_greenlet import ASGIApp
 
 from app import create_asgi_app
-from flask_greenlet import ASGIApp
 
 DRAIN_DATABASE = "microblog_drain_test"
 SLOW_READ_S = 1.0

@@ -3,11 +3,11 @@
 import httpx
 import pytest
 from conftest import make_settings
+from flask_greenlet import ASGIApp
 
 from app import create_app
 from app.api import bp as api_bp
 from app.database import db
-from flask_greenlet import ASGIApp
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 import httpx
 from conftest import make_settings
+from flask_greenlet import ASGIApp
 
 from app import create_app
-from flask_greenlet import ASGIApp
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nothing"
 

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from conftest import PASSWORD, make_settings, reset_schema
+from flask_greenlet import ASGIApp
 from sqlalchemy import select
 from test_auth import login, register
 
 from app import create_app, passwords
 from app.database import db
 from app.models import User
-from flask_greenlet import ASGIApp
 
 
 def slow_down_hashing(monkeypatch, seconds):

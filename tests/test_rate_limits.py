@@ -7,10 +7,10 @@ import secrets
 import httpx
 import pytest
 from conftest import PASSWORD, csrf_token, make_settings, reset_schema
+from flask_greenlet import ASGIApp
 from test_auth import login, register
 
 from app import create_app
-from flask_greenlet import ASGIApp
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

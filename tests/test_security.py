@@ -6,11 +6,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import PASSWORD, csrf_token, make_settings, reset_schema
+from flask_greenlet import ASGIApp
 from test_auth import login, register
 
 from app import create_app
 from app.security import CONTENT_SECURITY_POLICY
-from flask_greenlet import ASGIApp
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "src" / "app" / "templates"
 

@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import httpx
 from conftest import PASSWORD, csrf_token
+from flask_greenlet import ASGIApp
 from sqlalchemy import select, update
 from test_auth import login, register
 
 from app.database import db
 from app.models import BrowserSession, utc_now
-from flask_greenlet import ASGIApp
 
 NEW_PASSWORD = "a much newer pass phrase"
 

@@ -26,7 +26,8 @@ PROJECT = "microblog"
 IN_REPOSITORY = {"flask-greenlet": "./flask-greenlet"}
 HEADER = (
     "# Generated from constraints.txt by tools/runtime_requirements.py (make requirements.txt);\n"
-    "# do not edit. What the app needs at run time, pinned; the bridge and the app, from their folders.\n"
+    "# do not edit. What the app needs at run time, pinned; then the bridge and the app,\n"
+    "# each built from its folder.\n"
 )
 
 

@@ -2,7 +2,6 @@
 drives it on the app's private loop, one greenlet per request."""
 
 import flask
-
 from flask_greenlet import AsyncFlask
 
 flask.Flask = AsyncFlask  # type: ignore[misc]

@@ -106,9 +106,7 @@ def load_suites(names: list[str]) -> dict[str, Suite]:
     if unknown:
         raise SystemExit(f"no such suite: {', '.join(sorted(unknown))}")
     return {
-        name: Suite(name=name, **spec)
-        for name, spec in table.items()
-        if not names or name in names
+        name: Suite(name=name, **spec) for name, spec in table.items() if not names or name in names
     }
 
 
@@ -271,7 +269,9 @@ def compare(
                     used.add(key)
                     summary["excused"].append({"test": key, "reason": known[key]})
                 else:
-                    summary["unexpected"].append({"test": key, "outcome": result.get(test, "missing")})
+                    summary["unexpected"].append(
+                        {"test": key, "outcome": result.get(test, "missing")}
+                    )
         counts["excused"] = sum(1 for e in summary["excused"] if e["test"].split()[1] == name)
         summary["suites"][name] = counts
     in_scope = {key for key in known if key.split()[1] in outcomes}

@@ -12,7 +12,6 @@ from http import HTTPStatus
 from typing import Any
 
 import flask
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 # What the test client puts in the environ beyond HTTP (the hook that keeps a request's

@@ -9,7 +9,6 @@ import time
 import httpx
 import pytest
 from flask import g, request
-
 from flask_greenlet import ASGIApp, AsyncFlask, await_from_greenlet, run_in_greenlet
 from flask_greenlet.environ import build_environ
 

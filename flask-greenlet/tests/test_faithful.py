@@ -10,9 +10,8 @@ import threading
 import pytest
 from asgi_exchange import exchange
 from flask import appcontext_pushed, request, url_for
-from werkzeug.exceptions import NotFound
-
 from flask_greenlet import ASGIApp, AsyncFlask
+from werkzeug.exceptions import NotFound
 
 
 def make_app() -> AsyncFlask:

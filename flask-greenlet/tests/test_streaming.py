@@ -8,7 +8,6 @@ import time
 import pytest
 from asgi_exchange import exchange
 from flask import Response, request, send_file, stream_with_context
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 

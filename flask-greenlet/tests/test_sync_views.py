@@ -7,7 +7,6 @@ import time
 import httpx
 from flask import current_app, request
 from flask.views import MethodView
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 

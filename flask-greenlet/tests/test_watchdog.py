@@ -5,7 +5,6 @@ import logging
 import time
 
 from asgi_exchange import exchange
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 
@@ -28,7 +27,7 @@ def make_app(debug: bool) -> AsyncFlask:
 
     @app.get("/blocks")
     async def blocks():
-        time.sleep(0.4)
+        time.sleep(0.4)  # noqa: ASYNC251 - the very mistake the watchdog is for
         return "slow"
 
     return app

@@ -6,7 +6,6 @@ import sqlite3
 import threading
 
 from flask import g, request
-
 from flask_greenlet import AsyncFlask
 
 

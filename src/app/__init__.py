@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from flask_greenlet import ASGIApp, AsyncFlask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
-
-from flask_greenlet import ASGIApp, AsyncFlask
 
 from .config import Settings
 from .database import db

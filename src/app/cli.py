@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, insert, select
-
 from flask_greenlet import AsyncFlask
+from sqlalchemy import func, insert, select
 
 from .database import db
 from .models import Post, User

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 from flask import current_app
-
 from flask_greenlet import AsyncFlask
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # Fly.io stops with SIGINT

@@ -22,7 +22,6 @@ from typing import NamedTuple, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-
 from flask_greenlet import AsyncFlask
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask import current_app, request
-
 from flask_greenlet import AsyncFlask
 
 from .occasionally import Occasionally

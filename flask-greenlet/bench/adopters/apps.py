@@ -12,7 +12,6 @@ import os
 import time
 
 from flask import Flask
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 IO_SECONDS = 0.010

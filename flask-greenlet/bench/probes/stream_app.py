@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from flask import Response, request, send_file
-
 from flask_greenlet import ASGIApp, AsyncFlask
 
 app = AsyncFlask(__name__)

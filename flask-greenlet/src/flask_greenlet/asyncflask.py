@@ -27,7 +27,6 @@ from .handover import (
     calling_loop,
     in_loop_greenlet,
     in_request_greenlet,
-    run_in_greenlet,
     run_in_greenlet_here,
     wait_for,
 )

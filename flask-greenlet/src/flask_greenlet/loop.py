@@ -66,7 +66,6 @@ class EventLoopThread:
         with contextlib.suppress(RuntimeError):  # closed in the meantime
             self.loop.call_soon_threadsafe(self.loop.stop)
 
-
     def wait(self, awaitable: Awaitable[T], context: contextvars.Context) -> T:
         """``run`` for any awaitable, in ``context``: how ``run_in_greenlet_here`` waits."""
         return self.run(_awaited(awaitable), context)

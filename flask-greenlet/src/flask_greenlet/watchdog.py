@@ -130,12 +130,12 @@ def _described_functions(app: Flask) -> dict[CodeType, str]:
                 if handler is not None:
                     add("view", handler, endpoint)
         add("view", view, endpoint)
-    hooks = {
+    hooks: dict[str, dict[Any, list[Callable[..., Any]]]] = {
         "before_request hook": app.before_request_funcs,
         "after_request hook": app.after_request_funcs,
         "teardown_request hook": app.teardown_request_funcs,
-        "url_value_preprocessor": app.url_value_preprocessors,
-        "context_processor": app.template_context_processors,
+        "url_value_preprocessor": app.url_value_preprocessors,  # type: ignore[dict-item]
+        "context_processor": app.template_context_processors,  # type: ignore[dict-item]
     }
     for kind, by_blueprint in hooks.items():
         for functions in by_blueprint.values():

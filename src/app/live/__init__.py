@@ -17,10 +17,9 @@ from typing import Any
 
 import asyncpg
 from flask import current_app
+from flask_greenlet import AsyncFlask
 from sqlalchemy import Row
 from sqlalchemy.engine import make_url
-
-from flask_greenlet import AsyncFlask
 
 from ..config import Settings
 from ..database import db
