@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,9 @@ MODES = {"plain": None, "test_client": "as_async_flask", "asgi": "through_asgi"}
 # The pinned Flask runtime of the environment that runs this, the same in every suite's venv.
 RUNTIME = ("flask", "werkzeug", "jinja2", "itsdangerous", "click", "blinker", "markupsafe")
 RUNTIME += ("greenlet",)
+# Sdists and venvs are named by what they hold, so every checkout on a machine can share them;
+# results and the link to this checkout's bridge stay in the checkout.
+SHARED_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flask-greenlet"
 
 
 @dataclass
@@ -52,6 +56,7 @@ def main() -> int:
     parser.add_argument("suites", nargs="*", help="names from suites.toml (default: all)")
     parser.add_argument("--json", type=Path, help="write the summary here too")
     parser.add_argument("--cache", type=Path, default=LIBRARY / ".cache" / "conformance")
+    parser.add_argument("--venvs", type=Path, default=SHARED_CACHE, help="sdists and venvs")
     parser.add_argument("--tests-in", type=Path, help="run this folder's suite instead")
     parser.add_argument("--python", type=Path, help="with --tests-in: the venv's interpreter")
     args = parser.parse_args()
@@ -62,7 +67,7 @@ def main() -> int:
         summary = compare({suite.name: outcomes}, {suite.name: suite}, known_differences())
     else:
         suites = load_suites(args.suites)
-        outcomes = run_all(suites, args.cache)
+        outcomes = run_all(suites, args.cache, args.venvs)
         summary = compare(outcomes, suites, known_differences(), check_stale=not args.suites)
     summary["flask"] = version("flask")
     print(report(summary))
@@ -71,9 +76,11 @@ def main() -> int:
     return 0 if summary["ok"] else 1
 
 
-def run_all(suites: dict[str, Suite], cache: Path) -> dict[str, dict[str, dict[str, str]]]:
+def run_all(
+    suites: dict[str, Suite], cache: Path, shared: Path
+) -> dict[str, dict[str, dict[str, str]]]:
     """Every suite three ways, two suites at a time (one a core): venvs first, then the runs."""
-    sources = {s.sdist: fetch_sdist(s.sdist, cache / "sdists") for s in suites.values()}
+    sources = {s.sdist: fetch_sdist(s.sdist, shared / "sdists") for s in suites.values()}
     with ThreadPoolExecutor(2) as pool:
         by_venv = {}
         for suite in suites.values():  # flask and flaskr share one venv: build it once
@@ -82,7 +89,7 @@ def run_all(suites: dict[str, Suite], cache: Path) -> dict[str, dict[str, dict[s
             zip(
                 by_venv,
                 pool.map(
-                    lambda s: build_venv(s, sources[s.sdist], cache / "venvs"), by_venv.values()
+                    lambda s: build_venv(s, sources[s.sdist], shared / "venvs"), by_venv.values()
                 ),
                 strict=True,
             )
