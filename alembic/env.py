@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from sqlalchemy.engine import Connection
 
 from alembic import context
-from app.config import Settings
+from app.config import settings_or_exit
 from app.database import make_engine
 from app.models import Base
 
@@ -35,7 +35,7 @@ async def run_async_migrations() -> None:
     if connection is not None:  # handed over by a caller that owns it (the tests)
         run_migrations(connection)
         return
-    settings = Settings()
+    settings = settings_or_exit()
     if settings.database_direct_url:  # past the pooler: DDL and advisory locks need a session
         settings = settings.model_copy(update={"database_url": settings.database_direct_url})
     engine = make_engine(settings, pooled=False)  # the release phase leaves nothing open
@@ -46,7 +46,7 @@ async def run_async_migrations() -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=Settings().database_url,
+        url=settings_or_exit().database_url,
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},

@@ -1,6 +1,11 @@
 """Settings: DATABASE_URL forms, and production refusing unsafe secrets."""
 
+import os
+import subprocess
+import sys
+
 import pytest
+from conftest import ROOT
 
 from app.config import ConfigurationError, Settings
 from app.database_url import (
@@ -228,3 +233,57 @@ def test_production_cookies_are_secure():
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+PLATFORMS = {
+    "DYNO": "web.1",
+    "RENDER": "true",
+    "FLY_APP_NAME": "microblog",
+    "RAILWAY_ENVIRONMENT": "production",
+}
+
+
+@pytest.mark.parametrize("marker", PLATFORMS)
+def test_on_a_platform_an_unset_app_env_refuses_to_start(marker, monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.setenv(marker, PLATFORMS[marker])
+    with pytest.raises(ConfigurationError, match="set APP_ENV=production"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("app_env", ["development", "production"])
+def test_on_a_platform_an_app_env_said_on_purpose_is_taken(app_env, monkeypatch):
+    monkeypatch.setenv("DYNO", "web.1")
+    monkeypatch.setenv("APP_ENV", app_env)
+    monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    monkeypatch.setenv("ALLOWED_HOSTS", "a.test")
+    assert Settings(_env_file=None).app_env == app_env
+
+
+def test_off_any_platform_an_unset_app_env_is_development(monkeypatch, tmp_path):
+    for marker in PLATFORMS:
+        monkeypatch.delenv(marker, raising=False)
+    monkeypatch.delenv("APP_ENV", raising=False)
+    assert Settings(_env_file=None, instance_path=tmp_path).app_env == "development"
+
+
+def test_the_web_process_refuses_with_one_line(tmp_path):
+    environment = {
+        key: value for key, value in os.environ.items() if key not in {"APP_ENV", *PLATFORMS}
+    }
+    environment |= {"DYNO": "web.1", "INSTANCE_PATH": str(tmp_path)}
+    started = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "asgi:app", "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines() == [
+        "microblog refuses to start: APP_ENV is unset on Heroku: set APP_ENV=production "
+        "(or APP_ENV=development to run development mode there on purpose)"
+    ]
+    assert not (tmp_path / "development-secret-key").exists()  # nothing made on the way

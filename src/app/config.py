@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .database_url import (
@@ -20,6 +21,17 @@ from .database_url import (
 MIN_SECRET_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 12  # secrets.token_urlsafe(32) has about 30
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
+# A variable each platform sets on every dyno, service or machine it runs (never on a laptop).
+PLATFORM_MARKERS = {
+    "DYNO": "Heroku",
+    "RENDER": "Render",
+    "FLY_APP_NAME": "Fly.io",
+    "RAILWAY_ENVIRONMENT": "Railway",
+    "K_SERVICE": "Google Cloud Run",
+    "WEBSITE_SITE_NAME": "Azure App Service",
+    "DIGITALOCEAN_APP_PLATFORM_COMPONENT_NAME": "DigitalOcean App Platform",
+    "KOYEB_SERVICE_NAME": "Koyeb",
+}
 
 
 class ConfigurationError(RuntimeError):
@@ -82,6 +94,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_unsafe_production(self) -> Settings:
+        if "app_env" not in self.model_fields_set:
+            _refuse_development_on_a_platform(os.environ)
         if self.app_env == "production":
             _require_production_secrets(self)
         if not self.database_url:
@@ -124,6 +138,19 @@ class Settings(BaseSettings):
         return hosts or None
 
 
+def settings_or_exit() -> Settings:
+    """The settings, or one line saying what is wrong and exit status 1 (for entry points)."""
+    try:
+        return Settings()
+    except ConfigurationError as error:
+        raise SystemExit(f"microblog refuses to start: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise SystemExit(f"microblog refuses to start: {problems}") from None
+
+
 DEVELOPMENT_SECRET_FILE = "development-secret-key"  # noqa: S105 (a file name)  # nosec B105
 
 
@@ -136,6 +163,21 @@ def development_secret(instance_path: Path) -> str:
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def hosting_platform(environ: Mapping[str, str]) -> str | None:
+    """The platform whose marker variable ``environ`` holds, if any."""
+    return next((name for marker, name in PLATFORM_MARKERS.items() if environ.get(marker)), None)
+
+
+def _refuse_development_on_a_platform(environ: Mapping[str, str]) -> None:
+    # Development mode keeps its secret on a disk the platform wipes at each deploy, and sends
+    # no Secure cookies or HSTS: never what a deploy that forgot APP_ENV wants.
+    if platform := hosting_platform(environ):
+        raise ConfigurationError(
+            f"APP_ENV is unset on {platform}: set APP_ENV=production "
+            f"(or APP_ENV=development to run development mode there on purpose)"
+        )
 
 
 def _require_production_secrets(settings: Settings) -> None:
