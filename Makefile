@@ -11,7 +11,7 @@ LIB := flask-greenlet
 LIB_BIN := $(LIB)/.venv/bin
 LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
+.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test-greenlet: $(LIB_INSTALLED)  ## flask-greenlet alone: its tests, other peopl
 
 test-app: install  ## the app's suite, on SQLite and on PostgreSQL
 	$(BIN)/pytest
+
+test-fast: install  ## the app's suite on SQLite, in process: no PostgreSQL, no servers (under a minute)
+	$(BIN)/pytest -m "not postgres and not processes"
 
 lint: install
 	$(BIN)/ruff check .

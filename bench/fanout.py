@@ -161,7 +161,11 @@ async def main(args: argparse.Namespace) -> int:
     ours = STACKS_BY_NAME["microblog"]
     ours = Stack(
         ours.name, ours.title, ours.port, ours.app, app_dir=ours.app_dir,
-        extra_env={**ours.extra_env, "LIVE_MAX_SUBSCRIBERS": str(args.subscribers + 100)},
+        extra_env={
+            **ours.extra_env,
+            "LIVE_MAX_SUBSCRIBERS": str(args.subscribers + 100),
+            "LIVE_MAX_STREAMS_PER_ADDRESS": "0",  # every subscriber comes from loopback
+        },
     )  # fmt: skip
     outcomes = [await measure(stack, seeded.token, args) for stack in (ours, PEER)]
     text = report(outcomes, args)

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from conftest import make_settings, reset_schema
 from sqlalchemy import func, select
+from support.databases import make_settings, reset_schema
 
 from app import create_app
 from app.database import db

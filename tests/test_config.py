@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from support.processes import ROOT
 
 from app.config import ConfigurationError, Settings
 from app.database_url import (
@@ -268,6 +268,7 @@ def test_off_any_platform_an_unset_app_env_is_development(monkeypatch, tmp_path)
     assert Settings(_env_file=None, instance_path=tmp_path).app_env == "development"
 
 
+@pytest.mark.processes
 def test_the_web_process_refuses_with_one_line(tmp_path):
     environment = {
         key: value for key, value in os.environ.items() if key not in {"APP_ENV", *PLATFORMS}

@@ -15,10 +15,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import TEST_SECRET, free_port, fresh_database
+from sqlalchemy.engine import make_url
+from support.databases import TEST_SECRET, fresh_database
+from support.processes import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_DATABASE = "microblog_buildpack_test"
+BUILD_DATABASE = "buildpack"
 OTHER_MANAGERS = ("Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "runtime.txt", ".venv")
 
 
@@ -108,6 +109,7 @@ def build_like_a_buildpack(app_dir: Path) -> Path:
     return environment / "bin"
 
 
+@pytest.mark.processes
 async def test_a_buildpack_build_runs_the_procfile_through_honcho(build_database, tmp_path):
     app_dir = copy_of_the_repository(tmp_path / "app")
     bin_dir = await asyncio.to_thread(build_like_a_buildpack, app_dir)
@@ -154,7 +156,7 @@ async def test_a_buildpack_build_runs_the_procfile_through_honcho(build_database
         # The release phase left no connection of its own open behind it.
         others = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            BUILD_DATABASE,
+            make_url(build_database).database,
         )
     finally:
         await conn.close()

@@ -8,12 +8,19 @@ import time
 import asyncpg
 import httpx
 import pytest
-from conftest import fresh_database, make_settings, reset_schema, uvicorn_serving
 from flask_greenlet import ASGIApp
+from sqlalchemy.engine import make_url
+from support.databases import (
+    fresh_database,
+    make_reads_of_posts_slow,
+    make_settings,
+    reset_schema,
+)
+from support.processes import uvicorn_serving
 
 from app import create_asgi_app
 
-DRAIN_DATABASE = "microblog_drain_test"
+DRAIN_DATABASE = "drain"
 SLOW_READ_S = 1.0
 
 
@@ -72,18 +79,6 @@ async def drain_database(postgres_available):
     return await fresh_database(postgres_available, DRAIN_DATABASE)
 
 
-async def make_reads_slow(database_url):
-    """From now on, every new connection reads ``posts`` through a view that sleeps."""
-    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    await conn.execute("CREATE SCHEMA slow")
-    await conn.execute(
-        "CREATE VIEW slow.posts AS SELECT * FROM public.posts "  # noqa: S608 (a constant)
-        f"WHERE (SELECT true FROM pg_sleep({SLOW_READ_S}))"
-    )
-    await conn.execute(f'ALTER DATABASE "{DRAIN_DATABASE}" SET search_path = slow, public')
-    await conn.close()
-
-
 async def idle_keep_alive_connection(port):
     """A connection that asked for one thing, got it, and stays open, idle."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -110,11 +105,12 @@ async def stalled_upload(port):
     return reader, writer
 
 
+@pytest.mark.processes
 async def test_sigterm_drains_a_real_server_inside_the_grace_period(drain_database):
     env = {"REQUEST_BODY_TIMEOUT": "2", "DB_POOL_SIZE": "10"}
     args = ("--timeout-graceful-shutdown", "20")
     async with uvicorn_serving(drain_database, env=env, args=args) as (base_url, process):
-        await make_reads_slow(drain_database)
+        await make_reads_of_posts_slow(drain_database, SLOW_READ_S)
         port = int(base_url.rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             idle_reader, idle_writer = await idle_keep_alive_connection(port)
@@ -139,7 +135,7 @@ async def test_sigterm_drains_a_real_server_inside_the_grace_period(drain_databa
     left = await conn.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'microblog' "
         "AND datname = $1",
-        DRAIN_DATABASE,
+        make_url(drain_database).database,
     )
     await conn.close()
     assert left == 0, "the engine was not disposed"

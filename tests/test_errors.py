@@ -2,8 +2,8 @@
 
 import httpx
 import pytest
-from conftest import make_settings
 from flask_greenlet import ASGIApp
+from support.databases import make_settings
 
 from app import create_app
 from app.api import bp as api_bp

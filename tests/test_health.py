@@ -1,8 +1,8 @@
 """GET /healthz and GET /readyz."""
 
 import httpx
-from conftest import make_settings
 from flask_greenlet import ASGIApp
+from support.databases import make_settings
 
 from app import create_app
 

@@ -5,7 +5,7 @@ import time
 
 import httpx
 import pytest
-from conftest import make_settings, reset_schema
+from support.databases import make_settings, reset_schema
 
 from app import create_asgi_app
 from app.overload import PROBE_INTERVAL_S

@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from conftest import PASSWORD, make_settings, reset_schema
 from flask_greenlet import ASGIApp
 from sqlalchemy import select
-from test_auth import login, register
+from support.accounts import PASSWORD, login, register
+from support.databases import make_settings, reset_schema
 
 from app import create_app, passwords
 from app.database import db

@@ -1,18 +1,18 @@
 """Security headers on every response, trusted hosts, and form posts judged by their Origin."""
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, csrf_token, make_settings, reset_schema
 from flask_greenlet import ASGIApp
-from test_auth import login, register
+from support.accounts import PASSWORD, csrf_token, login, register
+from support.databases import make_settings, reset_schema
+from support.processes import ROOT
 
 from app import create_app
 from app.security import CONTENT_SECURITY_POLICY
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "src" / "app" / "templates"
+TEMPLATES = ROOT / "src" / "app" / "templates"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ import signal
 
 import httpx
 import pytest
-from conftest import uvicorn_serving
+from support.processes import uvicorn_serving
+
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture

@@ -37,9 +37,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
         queue_timeout=settings.password_queue_timeout,
     )
     csrf.init_app(app)
-    rate_limiter.init_app(
-        app, redis_url=settings.redis_url or None, prefix=settings.rate_limit_prefix
-    )
+    rate_limiter.init_app(app, settings)
     if settings.trusted_proxy_hops:
         # The client address is the one the platform's router saw: the last N entries of
         # X-Forwarded-For, never the client-supplied left end.

@@ -65,11 +65,16 @@ class Settings(BaseSettings):
     max_content_length: int = Field(default=64 * 1024, ge=1024)
     request_body_timeout: float = Field(default=10.0, gt=0)  # seconds for each piece of a body
     live_max_subscribers: int = Field(default=5000, ge=0)  # open live streams a worker holds
+    live_max_streams_per_address: int = Field(default=50, ge=0)  # across workers with Redis
+    live_max_streams_per_user: int = Field(default=10, ge=0)  # a bearer token's user
     live_heartbeat_seconds: float = Field(default=15.0, gt=0)  # under proxies' idle timeouts
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     remember_days: int = Field(default=30, ge=1, le=30)
     redis_url: str = ""
-    rate_limit_sign_in_account: str = "10/900"  # failed sign-ins per account, per 15 minutes
+    redis_tls_verify: Literal["required", "none"] = "required"  # for rediss:// URLs
+    redis_tls_ca_file: str = ""  # a CA bundle that signed the Redis server's certificate
+    rate_limit_sign_in_pair: str = "5/900"  # failed sign-ins per account and address, then waits
+    rate_limit_sign_in_account: str = "100/900"  # failed sign-ins per account, then strangers wait
     rate_limit_sign_in_address: str = "60/60"  # sign-in and token requests per client address
     rate_limit_register_address: str = "20/3600"  # registrations per client address
     rate_limit_prefix: str = "microblog:rl:"

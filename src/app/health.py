@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from .database import db
 from .draining import drain
+from .ratelimit import rate_limiter
 
 bp = Blueprint("health", __name__)
 
@@ -31,4 +32,6 @@ async def readyz() -> tuple[Response, int]:
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log
         current_app.logger.warning("readiness check failed: %r", exc)
         return jsonify(status="unavailable"), 503
+    if failing := rate_limiter.failing():  # still ready: limits fail open, but say so here
+        return jsonify(status="ok", rate_limits=f"off: {failing}"), 200
     return jsonify(status="ok"), 200

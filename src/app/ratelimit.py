@@ -3,11 +3,13 @@
 Counters are fixed windows. With ``REDIS_URL`` they live in Redis, shared by every worker and
 instance, through redis-py's asyncio client so no call blocks the event loop; without it they
 live in this process, which is right only for a single process (production refuses several
-workers without Redis). If Redis fails, the limiter fails open: sign-in keeps working, and the
-failure is logged (at most once a minute).
+workers without Redis). If Redis fails, the limiter fails open: sign-in keeps working, the
+failure is logged (at once when it happens at startup, then at most once a minute), and
+``/readyz`` says the limits are off.
 
 Each limited view says so with ``@limited_by_address(...)``, which also enforces that limit;
-per-account limits are checked inside the view, where the account is known. Routes that need
+failed sign-ins are throttled inside the view, where the account is known
+(``sign_in_throttle``). Routes that need
 no limit say why with ``@not_rate_limited(...)``; a test walks the route map for both marks.
 """
 
@@ -19,15 +21,20 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import current_app, request
 from flask_greenlet import AsyncFlask
 
 from .occasionally import Occasionally
+from .redis_connection import explain_redis_failure, redis_address, redis_client
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from .config import Settings
 
 log = logging.getLogger(__name__)
-REDIS_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,12 @@ class RateLimited(Exception):
 
 
 class Counter(Protocol):
+    """A store of windows: (hits, seconds left) by key."""
+
     async def hit(self, key: str, seconds: int) -> tuple[int, int]: ...
     async def peek(self, key: str) -> tuple[int, int]: ...
+    async def hold(self, key: str, seconds: int) -> None: ...  # one hit, for exactly seconds
+    async def forget(self, key: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -92,6 +103,12 @@ class MemoryCounter:
         ends, hits = self._windows.get(key, (0.0, 0))
         return (hits, math.ceil(ends - now)) if ends > now else (0, 0)
 
+    async def hold(self, key: str, seconds: int) -> None:
+        self._windows[key] = (time.monotonic() + seconds, 1)
+
+    async def forget(self, key: str) -> None:
+        self._windows.pop(key, None)
+
     async def close(self) -> None:
         self._windows.clear()
 
@@ -99,13 +116,8 @@ class MemoryCounter:
 class RedisCounter:
     """Fixed windows in Redis: INCR, and the key expires with its window."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        from redis.asyncio import Redis
-
-        self.prefix = prefix
-        self._redis = Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.prefix, self._redis = prefix, redis
 
     async def hit(self, key: str, seconds: int) -> tuple[int, int]:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -122,6 +134,15 @@ class RedisCounter:
             hits, ttl = await pipe.execute()
         return int(hits or 0), max(int(ttl), 0)
 
+    async def hold(self, key: str, seconds: int) -> None:
+        await self._redis.set(self.prefix + key, 1, ex=seconds)
+
+    async def forget(self, key: str) -> None:
+        await self._redis.delete(self.prefix + key)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -129,8 +150,8 @@ class RedisCounter:
 class RateLimiter:
     """The Flask extension: one counter store per app, made on the serving loop."""
 
-    def init_app(self, app: AsyncFlask, *, redis_url: str | None, prefix: str) -> None:
-        state = app.extensions["rate_limits"] = _State(redis_url, prefix)
+    def init_app(self, app: AsyncFlask, settings: Settings) -> None:
+        state = app.extensions["rate_limits"] = _State(settings)
         app.before_serving(state.open)
         app.after_serving(state.close)
 
@@ -141,38 +162,76 @@ class RateLimiter:
             if result is not None and result[0] > rule.count:
                 raise RateLimited(rule, result[1])
 
-    async def check(self, rule: Rule, key: str) -> None:
-        """``RateLimited`` if the limit is used up already; counts nothing."""
-        if rule.count:
-            result = await _state().call("peek", f"{rule.name}:{key}")
-            if result is not None and result[0] >= rule.count:
-                raise RateLimited(rule, result[1])
+    async def count(self, key: str, seconds: int) -> int:
+        """Count one hit in a window of ``seconds``; the hits so far (0 if the store failed)."""
+        result = await _state().call("hit", key, seconds)
+        return result[0] if result is not None else 0
+
+    async def seconds_left(self, key: str) -> int:
+        """How long ``key``'s window (or hold) lasts yet; 0 when there is none."""
+        result = await _state().call("peek", key)
+        return result[1] if result is not None and result[0] else 0
+
+    async def hold(self, key: str, seconds: int) -> None:
+        """Make ``key`` last exactly ``seconds`` from now."""
+        await _state().call("hold", key, seconds)
+
+    async def forget(self, key: str) -> None:
+        await _state().call("forget", key)
+
+    def failing(self) -> str | None:
+        """Why the limits are off right now (their store failed), or None while they hold."""
+        return _state().failing
 
 
 class _State:
-    def __init__(self, redis_url: str | None, prefix: str) -> None:
-        self.redis_url, self.prefix = redis_url, prefix
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.counter: Counter = MemoryCounter()
+        self.failing: str | None = None
         self._failure_said = Occasionally(60)
 
     async def open(self) -> None:
-        if self.redis_url:
-            self.counter = RedisCounter(self.redis_url, self.prefix)
+        url = self.settings.redis_url
+        if not url:
+            return
+        redis = redis_client(
+            url, tls_verify=self.settings.redis_tls_verify, ca_file=self.settings.redis_tls_ca_file
+        )
+        self.counter = counter = RedisCounter(redis, self.settings.rate_limit_prefix)
+        try:
+            await counter.ping()
+        except Exception as exc:  # the worker still starts: limits fail open, loudly
+            self.failing = explain_redis_failure(exc)
+            self._failure_said()  # this line stands for the first minute's warnings
+            log.error(
+                "RATE LIMITS ARE OFF: Redis at %s failed at startup: %s",
+                redis_address(url),
+                self.failing,
+            )
 
     async def close(self) -> None:
         await self.counter.close()
 
     async def call(self, method: str, *args: Any) -> tuple[int, int] | None:
         try:
-            return await getattr(self.counter, method)(*args)  # type: ignore[no-any-return]
+            result: tuple[int, int] | None = await getattr(self.counter, method)(*args)
         except Exception as exc:  # Redis down or slow: fail open, and say so
+            self.failing = explain_redis_failure(exc)
             if self._failure_said():
-                log.warning("rate limits are off, their store failed: %r", exc)
+                log.warning("rate limits are off, their store failed: %s", self.failing)
             return None
+        self.failing = None
+        return result
 
 
 def _state() -> _State:
     return current_app.extensions["rate_limits"]  # type: ignore[no-any-return]
+
+
+def client_address() -> str:
+    """The address the request came from (as the trusted proxies report it)."""
+    return request.remote_addr or "unknown"
 
 
 def rules() -> dict[str, Rule]:
@@ -180,15 +239,6 @@ def rules() -> dict[str, Rule]:
 
 
 rate_limiter = RateLimiter()
-
-
-async def check_account(username: str) -> None:
-    """``RateLimited`` if this account has used up its failed sign-ins."""
-    await rate_limiter.check(rules()["sign-in-account"], username.lower())
-
-
-async def count_failed_sign_in(username: str) -> None:
-    await rate_limiter.hit(rules()["sign-in-account"], username.lower())
 
 
 AsyncView = Callable[..., Coroutine[Any, Any, Any]]
@@ -202,7 +252,7 @@ def limited_by_address(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             if request.method != "GET":  # showing the form is free; sending it counts
                 for name in rule_names:
-                    await rate_limiter.hit(rules()[name], request.remote_addr or "unknown")
+                    await rate_limiter.hit(rules()[name], client_address())
             return await view(*args, **kwargs)
 
         counted.rate_limits = rule_names  # type: ignore[attr-defined]
@@ -225,5 +275,5 @@ def rate_limit_rules(settings: Any) -> dict[str, Rule]:
     """The rules, from settings such as ``RATE_LIMIT_SIGN_IN_ACCOUNT=10/900``."""
     return {
         name: Rule.parse(name, getattr(settings, f"rate_limit_{name.replace('-', '_')}"))
-        for name in ("sign-in-account", "sign-in-address", "register-address")
+        for name in ("sign-in-pair", "sign-in-account", "sign-in-address", "register-address")
     }

@@ -18,7 +18,7 @@ from ..store.tokens import UserRef, find_token_user
 from .problems import APIProblem, validation_problem
 
 AsyncView = Callable[..., Coroutine[Any, Any, Response]]
-Auth = Literal["bearer", "basic"]
+Auth = Literal["bearer", "bearer-optional", "basic"]
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="api"'}
@@ -47,7 +47,9 @@ def operation(
 ) -> Callable[[AsyncView], AsyncView]:
     """Declare a view's contract, and enforce it: ``auth="bearer"`` gives the view ``user``
     (and ``token`` if it asks), ``auth="basic"`` gives it ``credentials``, or the request ends
-    in a 401 before the view runs; ``query`` and ``body`` arrive validated."""
+    in a 401 before the view runs; ``auth="bearer-optional"`` gives ``user`` as None to a
+    request without ``Authorization``, and checks a token that is sent; ``query`` and ``body``
+    arrive validated."""
 
     def decorate(view: AsyncView) -> AsyncView:
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
@@ -60,6 +62,9 @@ def operation(
                 kwargs["user"], token = await bearer_user()
                 if wants_token:
                     kwargs["token"] = token
+            elif auth == "bearer-optional":
+                sent = request.authorization is not None
+                kwargs["user"] = (await bearer_user())[0] if sent else None
             elif auth == "basic":
                 kwargs["credentials"] = basic_credentials()
             if query is not None:

@@ -119,7 +119,9 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": _ref(contract.body)}},
         }
-    if contract.auth is not None:
+    if contract.auth == "bearer-optional":
+        document["security"] = [{}, {"bearer": []}]  # anonymous, or a token
+    elif contract.auth is not None:
         document["security"] = [{contract.auth: []}]
     return document
 

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from flask import Response, request
 
 from ..database import db
-from ..live import PostRow, live
+from ..live import PostRow, Subscription, TooManyStreams, WorkerFull, live
 from ..live.events import post_event, retry_hint
-from ..live.hub import FellBehind, Hub
+from ..live.hub import FellBehind
 from ..models import MAX_ID
+from ..ratelimit import client_address
 from ..store.posts import select_posts_newer
+from ..store.tokens import UserRef
 from . import bp
 from .contract import operation
 from .problems import APIProblem
@@ -20,6 +22,7 @@ from .schemas import EventStream, PostPublic, Problem
 
 CATCH_UP_PAGE = 200
 RETRY_MS = 2000
+CAPPED_RETRY_AFTER_S = 10
 
 
 def encode_post(row: PostRow) -> bytes:
@@ -28,15 +31,27 @@ def encode_post(row: PostRow) -> bytes:
 
 
 @bp.get("/posts/stream")
-@operation(responses={200: EventStream, 422: Problem}, tag="posts")
-async def stream_posts() -> Response:
+@operation(
+    auth="bearer-optional", responses={200: EventStream, 422: Problem, 429: Problem}, tag="posts"
+)
+async def stream_posts(user: UserRef | None) -> Response:
     """New posts (event "post", id = post id) and deleted ones (event "delete") as they happen;
     send Last-Event-ID to resume after a post."""
     resume_after = _last_event_id()
-    hub = live.hub
-    if not hub.has_room():
-        raise APIProblem(503, "This worker holds all the live streams it can; retry shortly.")
-    subscription = _Subscription(hub)
+    try:
+        subscription = await live.subscribe(
+            address=client_address(), user_id=user.id if user else None
+        )
+    except WorkerFull:
+        raise APIProblem(
+            503, "This worker holds all the live streams it can; retry shortly."
+        ) from None
+    except TooManyStreams:
+        raise APIProblem(
+            429,
+            "You hold as many live streams as one client may; close one first.",
+            headers={"Retry-After": str(CAPPED_RETRY_AFTER_S)},
+        ) from None
     response = Response(
         _events(subscription, resume_after),  # type: ignore[arg-type]
         mimetype="text/event-stream",
@@ -55,22 +70,7 @@ def _last_event_id() -> int | None:
     return int(raw)
 
 
-class _Subscription:
-    """One place among the hub's subscribers, taken now and given back exactly once."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.read_up_to = hub.sequence  # news from here on is for this subscriber
-        hub.subscribers += 1
-        self._ended = False
-
-    def end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self.hub.subscribers -= 1
-
-
-async def _events(subscription: _Subscription, resume_after: int | None) -> AsyncIterator[bytes]:
+async def _events(subscription: Subscription, resume_after: int | None) -> AsyncIterator[bytes]:
     hub = subscription.hub
     try:
         yield retry_hint(RETRY_MS)

@@ -10,7 +10,8 @@ from werkzeug.datastructures import Authorization
 from ..database import db
 from ..models import is_username
 from ..passwords import verify_password
-from ..ratelimit import check_account, count_failed_sign_in, limited_by_address, not_rate_limited
+from ..ratelimit import limited_by_address, not_rate_limited
+from ..sign_in_throttle import record_failed_sign_in, record_sign_in, refuse_if_throttled
 from ..store.tokens import UserRef, issue_token, revoke_token
 from ..store.users import find_user_by_username, update_password_hash
 from . import bp
@@ -26,7 +27,7 @@ from .schemas import Problem, TokenIssued
 async def create_token(credentials: Authorization) -> Response:
     """Get a bearer token for a username and password sent as HTTP Basic credentials."""
     username = credentials.username or ""
-    await check_account(username)
+    await refuse_if_throttled(username)
     user = None
     if is_username(username):  # anything else cannot exist: no need to ask the database
         async with db.connect() as conn:
@@ -35,8 +36,9 @@ async def create_token(credentials: Authorization) -> Response:
     password_hash = user.password_hash if user is not None else None
     verdict = await verify_password(password_hash, credentials.password or "")
     if user is None or not verdict.matches:
-        await count_failed_sign_in(username)
+        await record_failed_sign_in(username)
         raise APIProblem(401, "Wrong username or password.", headers=BASIC_CHALLENGE)
+    await record_sign_in(username)
     lifetime = timedelta(hours=current_app.config["TOKEN_LIFETIME_HOURS"])
     async with db.connect() as conn:
         if verdict.new_hash is not None:

@@ -7,7 +7,8 @@ from flask import Response, url_for
 from ..database import db
 from ..models import is_username
 from ..passwords import hash_password, verify_password
-from ..ratelimit import check_account, count_failed_sign_in, limited_by_address
+from ..ratelimit import limited_by_address
+from ..sign_in_throttle import record_failed_sign_in, record_sign_in, refuse_if_throttled
 from ..store.posts import select_posts_older
 from ..store.tokens import UserRef
 from ..store.users import (
@@ -62,15 +63,16 @@ def no_such_user() -> APIProblem:
 @limited_by_address("sign-in-address")
 async def change_password(user: UserRef, body: PasswordChange) -> Response:
     """Change the token user's password; every token and browser session of theirs ends."""
-    await check_account(user.username)
+    await refuse_if_throttled(user.username)
     async with db.connect() as conn:
         account = await find_user_by_username(conn, user.username)
     verdict = await verify_password(
         account.password_hash if account else None, body.current_password
     )
     if account is None or not verdict.matches:
-        await count_failed_sign_in(user.username)
+        await record_failed_sign_in(user.username)
         raise APIProblem(403, "The current password is wrong.")
+    await record_sign_in(user.username)
     password_hash = await hash_password(body.new_password)
     async with db.begin() as conn:
         await replace_password(conn, user.id, password_hash)

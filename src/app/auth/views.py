@@ -10,13 +10,8 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..passwords import hash_password, verify_password
-from ..ratelimit import (
-    RateLimited,
-    check_account,
-    count_failed_sign_in,
-    limited_by_address,
-    not_rate_limited,
-)
+from ..ratelimit import RateLimited, limited_by_address, not_rate_limited
+from ..sign_in_throttle import record_failed_sign_in, record_sign_in, refuse_if_throttled
 from ..store.sessions import end_all_sessions
 from ..store.users import (
     EmailTaken,
@@ -65,7 +60,7 @@ async def login() -> Response | str | tuple[str, int, dict[str, str]]:
     if form.validate_on_submit():
         username = form.username.data
         try:
-            await check_account(username)
+            await refuse_if_throttled(username)
         except RateLimited as limited:
             form.form_errors.append(limited.message)
             return render_template("auth/login.html", form=form), 429, limited.headers
@@ -77,9 +72,10 @@ async def login() -> Response | str | tuple[str, int, dict[str, str]]:
             if verdict.new_hash is not None:
                 async with db.connect() as conn:
                     await update_password_hash(conn, user.id, verdict.new_hash)
+            await record_sign_in(username)
             await sign_in(SessionUser(user.id, user.username), remember=form.remember.data)
             return redirect(local_path_or(request.args.get("next"), url_for("main.index")))
-        await count_failed_sign_in(username)
+        await record_failed_sign_in(username)
         form.form_errors.append(LOGIN_FAILED)
     return render_template("auth/login.html", form=form)
 
@@ -100,7 +96,7 @@ async def change_password() -> Response | str | tuple[str, int, dict[str, str]]:
     everywhere = SignOutEverywhereForm()
     if form.validate_on_submit():
         try:
-            await check_account(current_user.username)
+            await refuse_if_throttled(current_user.username)
         except RateLimited as limited:
             form.form_errors.append(limited.message)
             page = render_template("auth/password.html", form=form, everywhere=everywhere)
@@ -110,13 +106,14 @@ async def change_password() -> Response | str | tuple[str, int, dict[str, str]]:
         stored = user.password_hash if user is not None else None
         verdict = await verify_password(stored, form.current_password.data)
         if user is not None and verdict.matches:
+            await record_sign_in(current_user.username)
             password_hash = await hash_password(form.new_password.data)
             async with db.begin() as conn:
                 await replace_password(conn, current_user.id, password_hash)
             await sign_in(SessionUser(current_user.id, current_user.username), remember=False)
             flash("Your password is changed, and every other device is signed out.")
             return redirect(url_for("main.index"))
-        await count_failed_sign_in(current_user.username)
+        await record_failed_sign_in(current_user.username)
         form.current_password.errors.append("That is not your current password.")
     return render_template("auth/password.html", form=form, everywhere=everywhere)
 

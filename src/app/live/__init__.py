@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
@@ -25,10 +26,12 @@ from ..config import Settings
 from ..database import db
 from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
+from ..redis_connection import redis_client
 from ..store.posts import find_post, select_posts_newer
 from .events import HEARTBEAT, delete_event, post_event
 from .hub import Hub
 from .listener import Listener
+from .places import LocalPlaces, Places, SharedPlaces
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,19 @@ class LiveTimeline:
     def hub(self) -> Hub:
         return _state().hub
 
+    async def subscribe(self, *, address: str, user_id: int | None) -> Subscription:
+        """A place for one more stream: ``WorkerFull`` when this worker holds all it can,
+        ``TooManyStreams`` when this address or user holds its share already."""
+        state = _state()
+        if not state.hub.subscribe():
+            raise WorkerFull()
+        owners = state.owners(address, user_id)
+        place = secrets.token_hex(8)
+        if owners and not await state.places.take(owners, place):
+            state.hub.unsubscribe()
+            raise TooManyStreams()
+        return Subscription(state.hub, state.places, owners, place)
+
     def post_created(self, row: PostRow) -> None:
         """Announce a post the view just wrote (PostgreSQL announces it by itself)."""
         state = _state()
@@ -62,6 +78,30 @@ class LiveTimeline:
             state.hub.publish(delete_event(post_id))
 
 
+class WorkerFull(Exception):
+    """This worker holds all the live streams it can."""
+
+
+class TooManyStreams(Exception):
+    """The client address, or the signed-in user, holds its share of live streams already."""
+
+
+class Subscription:
+    """One open stream: its place in the hub and its owners' places, given back exactly once."""
+
+    def __init__(self, hub: Hub, places: Places, owners: dict[str, int], place: str) -> None:
+        self.hub, self.places, self.owners, self.place = hub, places, owners, place
+        self.read_up_to = hub.sequence  # news from here on is for this subscriber
+        self._ended = False
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self.hub.unsubscribe()
+            if self.owners:
+                self.places.give_back(self.owners, self.place)
+
+
 class _LiveState:
     def __init__(self, settings: Settings, encode_post: EncodePost) -> None:
         self.settings = settings
@@ -71,9 +111,20 @@ class _LiveState:
         self.listener: Listener | None = None
         self.heartbeat: asyncio.Task[None] | None = None
         self.newest_post_id = 0
+        self.places: Places = LocalPlaces()
+
+    def owners(self, address: str, user_id: int | None) -> dict[str, int]:
+        """Whose share a new stream counts against, each with its cap (0 turns a cap off)."""
+        owners = {}
+        if cap := self.settings.live_max_streams_per_address:
+            owners[f"address:{address}"] = cap
+        if user_id is not None and (cap := self.settings.live_max_streams_per_user):
+            owners[f"user:{user_id}"] = cap
+        return owners
 
     async def start(self) -> None:
         self.hub = Hub(max_subscribers=self.settings.live_max_subscribers)
+        self.places = self._places()
         every = self.settings.live_heartbeat_seconds
         self.heartbeat = asyncio.get_running_loop().create_task(self.hub.beat(every, HEARTBEAT))
         url = self.settings.database_direct_url or self.settings.database_url
@@ -89,8 +140,20 @@ class _LiveState:
         self.listener = Listener(lambda: self._connect(url), self._on_notice, self._catch_up)
         self.listener.start()
 
+    def _places(self) -> Places:
+        settings = self.settings
+        if not settings.redis_url:
+            return LocalPlaces()
+        redis = redis_client(
+            settings.redis_url,
+            tls_verify=settings.redis_tls_verify,
+            ca_file=settings.redis_tls_ca_file,
+        )
+        return SharedPlaces(redis, prefix=f"{settings.rate_limit_prefix}live:")
+
     async def stop(self) -> None:
         self.hub.close()
+        await self.places.close()
         if self.heartbeat is not None:
             self.heartbeat.cancel()
             await asyncio.gather(self.heartbeat, return_exceptions=True)

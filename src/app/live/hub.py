@@ -38,8 +38,15 @@ class Hub:
         """The sequence number of the newest event: a subscriber starts reading after it."""
         return self._sequence
 
-    def has_room(self) -> bool:
-        return not self.closed and self.subscribers < self.max_subscribers
+    def subscribe(self) -> bool:
+        """Take a subscriber's place if there is room; False when full or closed."""
+        if self.closed or self.subscribers >= self.max_subscribers:
+            return False
+        self.subscribers += 1
+        return True
+
+    def unsubscribe(self) -> None:
+        self.subscribers -= 1
 
     def publish(self, encoded: bytes, post_id: int | None = None) -> None:
         self._sequence += 1

@@ -2,65 +2,23 @@
 app, and a backend killed mid-write. The shared server is never touched."""
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from conftest import free_port, make_settings, register_api_user, reset_schema
+from support.accounts import register_api_user
+from support.databases import make_settings, reset_schema
+from support.processes import throwaway_cluster
 
 from app import create_asgi_app
 
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-
-
-class Cluster:
-    """A throwaway cluster, run as the ``postgres`` user when we are root (PostgreSQL
-    refuses to run as root)."""
-
-    def __init__(self, base: Path) -> None:
-        self.base, self.data, self.port = base, base / "data", free_port()
-        self.bin = PG_BINS[-1].parent
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=60)
-
-    def initdb(self) -> None:
-        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                 "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
-
-    def pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                 "-l", str(self.base / "log"), "-w", action, *extra)  # fmt: skip
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture
 def own_cluster():
-    if not PG_BINS:
-        message = "PostgreSQL's server binaries are not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="microblog-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    cluster = Cluster(base)
-    cluster.initdb()
-    cluster.pg_ctl("start")
-    try:
+    with throwaway_cluster() as cluster:
         yield cluster
-    finally:
-        try:
-            cluster.pg_ctl("stop", "-m", "immediate")
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import PASSWORD
+from support.accounts import PASSWORD
 
 
 async def test_basic_credentials_get_a_token_that_expires(client, alice):

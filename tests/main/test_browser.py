@@ -7,11 +7,11 @@ a form post without a Referer (as privacy settings send it) still works.
 
 import os
 import shutil
-import subprocess
 
 import httpx
 import pytest
-from conftest import PASSWORD, uvicorn_serving
+from support.accounts import PASSWORD
+from support.processes import self_signed_certificate, uvicorn_serving
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
@@ -23,20 +23,12 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 playwright_api = pytest.importorskip("playwright.async_api")
+pytestmark = pytest.mark.processes
 
 
 @pytest.fixture
 def certificate(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return key, cert
+    return self_signed_certificate(tmp_path)
 
 
 @pytest.fixture

@@ -12,7 +12,12 @@ from contextlib import asynccontextmanager
 import asyncpg
 import httpx
 import pytest
-from conftest import register_api_user, uvicorn_serving
+from sqlalchemy.engine import make_url
+from support.accounts import register_api_user
+from support.databases import terminate_backends
+from support.processes import uvicorn_serving
+
+pytestmark = pytest.mark.processes
 
 OPEN_LIMITS = {"RATE_LIMIT_REGISTER_ADDRESS": "off", "RATE_LIMIT_SIGN_IN_ADDRESS": "off"}
 
@@ -64,7 +69,9 @@ def live_database_url(request, tmp_path):
 
 
 both_databases = pytest.mark.parametrize(
-    "live_database_url", ["sqlite", "postgresql"], indirect=True
+    "live_database_url",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
 )
 
 
@@ -198,8 +205,9 @@ async def _listening_workers(database_url, since):
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
         return await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = 'microblog-live' AND backend_start > $1",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
+            "AND application_name = 'microblog-live' AND backend_start > $2",
+            make_url(database_url).database,
             since,
         )
     finally:
@@ -213,19 +221,14 @@ async def test_a_lost_listening_connection_comes_back_and_catches_up(postgres_av
         subscribed(client) as subscriber,
     ):
         alice = await register_api_user(client, "alice")
-        conn = await asyncpg.connect(postgres_available.replace("+asyncpg", ""))
-        try:
-            terminated = await conn.fetchval("SELECT clock_timestamp()")
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'microblog-live'"
-            )
-            written_while_deaf = await write(client, alice, "while nobody listened")
-            event = await subscriber.next_named("post", timeout=10)
-            assert int(event["id"]) == written_while_deaf["id"]
-            assert await _listening_workers(postgres_available, terminated) == 1  # it came back
-        finally:
-            await conn.close()
+        terminated = await _database_now(postgres_available)
+        # Only this server's listener: the run's own database, by pid.
+        ended = await terminate_backends(postgres_available, "application_name = 'microblog-live'")
+        assert ended == 1
+        written_while_deaf = await write(client, alice, "while nobody listened")
+        event = await subscriber.next_named("post", timeout=10)
+        assert int(event["id"]) == written_while_deaf["id"]
+        assert await _listening_workers(postgres_available, terminated) == 1  # it came back
 
 
 async def test_sigterm_ends_open_streams_at_once(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtest"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "loadtest"))
 
 from kit.integrity import Expectation, ObservedPost, check
 from kit.thresholds import (

@@ -1,6 +1,6 @@
 """POST /api/users, GET /api/users/<username>, GET /api/users/<username>/posts."""
 
-from conftest import PASSWORD, register_api_user
+from support.accounts import PASSWORD, register_api_user
 
 
 async def test_registering_returns_the_public_user_and_its_location(client):

@@ -1,8 +1,7 @@
 """The HTML pages: everyone's posts, a user's posts, the post form, page links."""
 
 import pytest
-from conftest import PASSWORD, csrf_token, register_api_user
-from test_auth import login, register
+from support.accounts import PASSWORD, csrf_token, login, register, register_api_user
 
 
 async def seed_posts(client, count, username="alice"):

@@ -10,16 +10,21 @@ import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
-from conftest import free_port, fresh_database, make_settings, reset_schema
 from sqlalchemy.engine import make_url
+from support.databases import (
+    fresh_database,
+    make_reads_of_posts_slow,
+    make_settings,
+    reset_schema,
+)
+from support.processes import free_port
 
 from app import create_asgi_app
 
 QUERY_TIMEOUT = 1.0
-SLOW_DATABASE = "microblog_faults_test"
+SLOW_DATABASE = "faults"
 
 
 class ToggleProxy:
@@ -135,14 +140,7 @@ async def make_posts_slow(database_url, seconds):
     tables, _ = await serving(database_url)
     await reset_schema(tables.app.flask_app)
     await tables.app.flask_app.shutdown()
-    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    await conn.execute("CREATE SCHEMA slow")
-    await conn.execute(
-        "CREATE VIEW slow.posts AS SELECT * FROM public.posts "  # noqa: S608 (a number)
-        f"WHERE (SELECT true FROM pg_sleep({float(seconds)}))"
-    )
-    await conn.execute(f'ALTER DATABASE "{SLOW_DATABASE}" SET search_path = slow, public')
-    await conn.close()
+    await make_reads_of_posts_slow(database_url, seconds)
 
 
 async def test_a_query_cut_by_statement_timeout_is_a_503(slow_database):

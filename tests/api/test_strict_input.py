@@ -1,8 +1,7 @@
 """No input gives a 500, and both databases answer alike: NUL bytes, huge ids, odd names."""
 
 import pytest
-from conftest import PASSWORD, csrf_token
-from test_auth import login, register
+from support.accounts import PASSWORD, csrf_token, login, register
 
 NUL = "\x00"
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, uvicorn_serving
+from support.accounts import PASSWORD
+from support.processes import uvicorn_serving
+
+pytestmark = pytest.mark.processes
 
 RUN = [
     *("--checks", "all", "--seed", "42", "--max-examples", "50", "--no-color"),

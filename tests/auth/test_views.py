@@ -1,31 +1,9 @@
 """Browser accounts: register, sign in, sign out; CSRF, one login message, safe redirects."""
 
 import pytest
-from conftest import PASSWORD, csrf_token
+from support.accounts import PASSWORD, csrf_token, login, register
 
 from app.auth.views import LOGIN_FAILED, local_path_or
-
-
-async def register(client, username="erin", password=PASSWORD, email=None):
-    page = await client.get("/auth/register")
-    return await client.post(
-        "/auth/register",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "username": username,
-            "email": email or f"{username}@example.com",
-            "password": password,
-            "password_again": password,
-        },
-    )
-
-
-async def login(client, username="erin", password=PASSWORD, next_url=None):
-    page = await client.get("/auth/login")
-    url = "/auth/login" + (f"?next={next_url}" if next_url else "")
-    return await client.post(
-        url, data={"csrf_token": csrf_token(page.text), "username": username, "password": password}
-    )
 
 
 async def test_register_then_sign_in_then_sign_out(client):

@@ -3,10 +3,9 @@
 from datetime import timedelta
 
 import httpx
-from conftest import PASSWORD, csrf_token
 from flask_greenlet import ASGIApp
 from sqlalchemy import select, update
-from test_auth import login, register
+from support.accounts import PASSWORD, csrf_token, login, register
 
 from app.database import db
 from app.models import BrowserSession, utc_now

@@ -5,9 +5,9 @@ import time
 
 import httpx
 import pytest
-from conftest import make_settings
 from flask_greenlet import ASGIApp
 from sqlalchemy import text
+from support.databases import make_settings
 
 from app import create_app
 from app.database import db

@@ -3,8 +3,8 @@
 import asyncpg
 import httpx
 import pytest
-from conftest import make_settings, reset_schema
 from sqlalchemy.exc import IntegrityError, OperationalError
+from support.databases import make_settings, reset_schema
 
 from app import create_asgi_app
 from app.database import database_unavailable

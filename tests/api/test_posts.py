@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from conftest import ApiUser
+from support.accounts import ApiUser
 
 
 async def write(client, user: ApiUser, body: str) -> dict:

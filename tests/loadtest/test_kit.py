@@ -11,10 +11,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import PASSWORD, fresh_database, uvicorn_serving
+from support.accounts import PASSWORD
+from support.databases import fresh_database
+from support.processes import ROOT, uvicorn_serving
 
-ROOT = Path(__file__).resolve().parent.parent
-KIT_DATABASE = "microblog_kit_test"
+pytestmark = pytest.mark.processes
+
+KIT_DATABASE = "kit"
 RUN_TIMEOUT_S = 180
 
 

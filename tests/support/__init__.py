@@ -1,0 +1,1 @@
+"""What the tests share besides fixtures: test databases, real server processes, accounts."""
