@@ -12,12 +12,14 @@ posts back, judges the thresholds and sets the exit code (see ``loadtest/README.
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 from kit import live, verdict
 from kit.accounts import ACCOUNTS, Account
 from kit.cookies import LoopbackIsSecure, is_loopback
+from kit.failures import FAILURES
 from kit.ledger import LEDGER, new_key
 from kit.pages import csrf_token, older_page_link, post_id_from_location
 from locust import FastHttpUser, between, events, tag, task
@@ -63,6 +65,7 @@ def set_up_the_kit(environment: Environment, **_: Any) -> None:
         return
     ACCOUNTS.load(options.credentials)
     LEDGER.install(environment, options.ledger or None)
+    FAILURES.install(environment)
     verdict.install(environment)
 
 
@@ -78,35 +81,58 @@ def unexpected(action: str, response: Any) -> str:
     return f"{action} answered {response.status_code}"
 
 
-def sign_in_through_form(client: Any, account: Account) -> bool:
-    """GET the form for its CSRF token, POST it; True when the app signed the account in."""
-    page = client.get("/auth/login", name="/auth/login")
-    if page.status_code != 200:
-        return False  # no form was served (shed under load): nothing to send
-    form = {
-        "csrf_token": csrf_token(page.text or "") or "",
-        "username": account.username,
-        "password": account.password,
-    }
-    with client.post(
-        "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
-    ) as response:
-        if response.status_code != 302:
-            response.failure(unexpected("sign-in", response))
-            return False
-    return True
+def retry_after(response: Any, default: float = 1.0) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
 
 
 class MicroblogUser(FastHttpUser):
     abstract = True
     network_timeout = 10.0
     connection_timeout = 5.0
-    wait_time = between(1, 3)
+    pace = between(1, 3)
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
+        self.resume_at = 0.0
         if is_loopback(self.host or ""):
             self.client.cookiejar.set_policy(LoopbackIsSecure())
+
+    def wait_time(self) -> float:
+        """The user's pace, or longer while the app asked it to wait (Retry-After)."""
+        return max(float(self.pace()), self.resume_at - time.monotonic())
+
+    def honoured_limit(self, response: Any) -> bool:
+        """A 429 is the app's limit at work, not a failure: the user waits as long as
+        Retry-After says, and the stats list it apart under "(429, waited)"."""
+        if response.status_code != 429:
+            return False
+        self.resume_at = time.monotonic() + retry_after(response)
+        response.request_meta["name"] += " (429, waited)"
+        response.success()
+        return True
+
+    def sign_in_through_form(self, account: Account) -> bool:
+        """GET the form for its CSRF token, POST it; True when the app signed the account in."""
+        page = self.client.get("/auth/login", name="/auth/login")
+        if page.status_code != 200:
+            return False  # no form was served (shed under load): nothing to send
+        form = {
+            "csrf_token": csrf_token(page.text or "") or "",
+            "username": account.username,
+            "password": account.password,
+        }
+        with self.client.post(
+            "/auth/login", data=form, name="/auth/login", allow_redirects=False, catch_response=True
+        ) as response:
+            if self.honoured_limit(response):
+                return False
+            if response.status_code != 302:
+                response.failure(unexpected("sign-in", response))
+                return False
+        return True
 
 
 class PageReader(MicroblogUser):
@@ -182,7 +208,7 @@ class BrowserWriter(MicroblogUser):
         self.sign_out()
 
     def sign_in(self) -> None:
-        self.signed_in = sign_in_through_form(self.client, self.account)
+        self.signed_in = self.sign_in_through_form(self.account)
 
     def form_token(self) -> str | None:
         """The CSRF token of the timeline page, as a browser has it before sending a form."""
@@ -275,6 +301,9 @@ class ApiClient(MicroblogUser):
             catch_response=True,
             auth=(self.account.username, self.account.password),
         ) as response:
+            if self.honoured_limit(response):
+                self.headers = {}
+                return
             if response.status_code != 201:
                 response.failure(unexpected("token", response))
                 self.headers = {}
@@ -367,7 +396,7 @@ class Newcomer(MicroblogUser):
     """Registers through the form and signs in: the journey that measures registration."""
 
     weight = 1
-    wait_time = between(2, 6)
+    pace = between(2, 6)
 
     @tag("auth", "register", "browser")
     @task
@@ -389,8 +418,10 @@ class Newcomer(MicroblogUser):
             allow_redirects=False,
             catch_response=True,
         ) as response:
+            if self.honoured_limit(response):
+                return
             if response.status_code != 302:
                 response.failure(unexpected("registering", response))
                 return
-        sign_in_through_form(self.client, Account(username, password))
+        self.sign_in_through_form(Account(username, password))
         self.client.cookiejar.clear()

@@ -23,6 +23,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -39,7 +40,7 @@ def main() -> int:
     results = HERE / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{profile}"
     results.mkdir(parents=True)
     host = env.get("HOST", "").rstrip("/")
-    credentials = Path(env.get("CREDENTIALS", HERE / "results" / "credentials.csv"))
+    credentials = Path(env.get("CREDENTIALS", default_credentials(host)))
     database_url = env.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     server = None
     try:
@@ -58,12 +59,23 @@ def main() -> int:
             print(line)
             with (results / "verdict.txt").open("a") as file:
                 file.write(line + "\n")
+    except SetupError as error:
+        print(f"LOADTEST FAIL before the load: {error}", flush=True)
+        return 2
     finally:
         if server is not None:
             stop_server(server)
     passed = locust_code == 0 and database_ok
     print(f"\nLOADTEST {'PASS' if passed else 'FAIL'}: report, CSV and ledger in {results}")
     return 0 if passed else 1
+
+
+def default_credentials(host: str) -> Path:
+    """Accounts of the local database, or of one deployed host: never one for the other."""
+    if not host:
+        return HERE / "results" / "credentials.csv"
+    netloc = urlsplit(host).netloc.replace(":", "_")
+    return HERE / "results" / f"credentials-{netloc}.csv"
 
 
 def run_locust(host: str, profile: str, credentials: Path, results: Path) -> int:
@@ -154,21 +166,68 @@ async def user_exists(database_url: str, username: str) -> bool:
         await conn.close()
 
 
+SETUP_WAIT_S = 60  # the longest Retry-After setup waits out; past it, it goes on with fewer
+
+
 def register_through_api(host: str, credentials: Path, users: int) -> None:
-    """Against a deployed app, the kit's accounts are registered like anyone's."""
+    """Against a deployed app, the kit's accounts are registered like anyone's, at the pace the
+    app allows: a 429 or 503 is waited out (Retry-After), and when the app allows no more from
+    this address for long, the run goes on with the accounts it has."""
     import requests
 
     password = secrets.token_urlsafe(12)
-    names = [f"lt_{secrets.token_hex(6)}" for _ in range(users)]
-    for name in names:
-        body = {"username": name, "email": f"{name}@example.com", "password": password}
-        requests.post(f"{host}/api/users", json=body, timeout=30).raise_for_status()
+    registered: list[str] = []
+    with requests.Session() as session:
+        while len(registered) < users:
+            name = f"lt_{secrets.token_hex(6)}"
+            body = {"username": name, "email": f"{name}@example.com", "password": password}
+            response = session.post(f"{host}/api/users", json=body, timeout=30)
+            if response.status_code == 201:
+                registered.append(name)
+                continue
+            wait = _retry_after(response)
+            if response.status_code not in (429, 503) or wait is None:
+                raise SetupError(f"registering an account answered {_answer(response)}")
+            if wait > SETUP_WAIT_S:
+                print(
+                    f"registered {len(registered)} of {users} accounts; the app allows no more "
+                    f"from this address for {wait:.0f} s, so the users share those",
+                    flush=True,
+                )
+                break
+            time.sleep(wait)
+    if not registered:
+        raise SetupError(
+            "the app registered no account for the kit: give it accounts instead "
+            "(flask seed --credentials FILE on the server, then CREDENTIALS=FILE)"
+        )
     credentials.parent.mkdir(parents=True, exist_ok=True)
     with credentials.open("w", newline="") as file:
         credentials.chmod(0o600)
         writer = csv.writer(file)
         writer.writerow(["username", "password"])
-        writer.writerows((name, password) for name in names)
+        writer.writerows((name, password) for name in registered)
+
+
+class SetupError(RuntimeError):
+    """The run cannot start; the message says why and what to do."""
+
+
+def _retry_after(response: Any) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _answer(response: Any) -> str:
+    """A status and, for a problem document, its title, detail and request id."""
+    text = f"{response.status_code}"
+    if response.headers.get("content-type", "").startswith("application/problem+json"):
+        problem = response.json()
+        text += f" {problem.get('title', '')}: {problem.get('detail', '')}"
+        text += f" (request id {problem.get('request_id', 'none')})"
+    return text
 
 
 def start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:

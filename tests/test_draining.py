@@ -29,7 +29,7 @@ async def test_readyz_says_503_from_the_first_stop_signal_on(database_url):
     original = signal.signal(signal.SIGTERM, lambda signum, frame: server_saw.append(signum))
     try:
         asgi_app = create_asgi_app(make_settings(database_url))
-        flask_app = asgi_app.app.flask_app
+        flask_app = asgi_app.flask_app
         await flask_app.startup()
         await reset_schema(flask_app)
         transport = httpx.ASGITransport(app=asgi_app)

@@ -14,7 +14,7 @@ from app.overload import PROBE_INTERVAL_S
 @pytest.fixture
 async def shedding_app(database_url):
     asgi_app = create_asgi_app(make_settings(database_url, overload_max_lag_ms=200))
-    flask_app = asgi_app.app.flask_app
+    flask_app = asgi_app.flask_app
     await flask_app.startup()
     await reset_schema(flask_app)
     yield asgi_app
@@ -43,17 +43,18 @@ async def test_a_lagging_loop_answers_503_with_retry_after_then_recovers(sheddin
         assert (await client.get("/api/posts")).status_code == 200
         await wait_for_the_probe()
         stall_the_loop(0.4)
-        await until(lambda: shedding_app.lag.seconds > 0.2)  # the probe has seen it
+        await until(lambda: shedding_app.shedding.lag.seconds > 0.2)  # the probe has seen it
         api, page, health = await asyncio.gather(
             client.get("/api/posts"), client.get("/"), client.get("/healthz")
         )
         assert api.status_code == 503 and api.headers["Retry-After"] == "1"
         assert api.headers["Content-Type"] == "application/problem+json"
         assert api.json()["status"] == 503 and api.json()["title"] == "Service Unavailable"
+        assert api.json()["request_id"] == api.headers["X-Request-ID"]  # shed ones too
         assert page.status_code == 503 and "Too busy" in page.text
         assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
         assert health.status_code == 200, "the platform's probe is never shed"
-        await until(lambda: shedding_app.lag.seconds < 0.2)
+        await until(lambda: shedding_app.shedding.lag.seconds < 0.2)
         assert (await client.get("/api/posts")).status_code == 200
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from .failures import FAILURES
 from .integrity import Expectation, IntegrityReport, check
 from .ledger import LEDGER
 from .observe import posts_through_api
@@ -56,6 +57,8 @@ def deliver(environment: Environment) -> tuple[bool, str]:
         parse_rules(options.thresholds), names, overall, count_transport_errors(errors)
     )
     lines = [summary_table(names, overall), ""]
+    if failures := FAILURES.report():
+        lines += [failures, ""]
     lines += [outcome.line() for outcome in outcomes]
     passed = all(outcome.passed for outcome in outcomes)
     if options.verify_integrity:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from flask_greenlet import ASGIApp, AsyncFlask
+from flask_greenlet import AsyncFlask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -17,7 +17,7 @@ from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
 
 if TYPE_CHECKING:
-    from .overload import LoadShedding
+    from .serving import ServedApp
 
 csrf = CSRFProtect()
 
@@ -65,19 +65,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     return app
 
 
-def create_asgi_app(settings: Settings | None = None) -> LoadShedding:
-    """The app wrapped for an ASGI server such as uvicorn, shedding load when it falls behind."""
-    from .overload import LoadShedding
-    from .security import security_headers
+def create_asgi_app(settings: Settings | None = None) -> ServedApp:
+    """The app as an ASGI server such as uvicorn serves it (request ids, load shedding)."""
+    from .serving import ServedApp
 
     settings = settings or Settings()
-    app = create_app(settings)
-    return LoadShedding(
-        ASGIApp(app, body_timeout=settings.request_body_timeout),
-        app,
-        max_lag_ms=settings.overload_max_lag_ms,
-        headers=security_headers(production=settings.is_production),
-    )
+    return ServedApp(create_app(settings), settings)
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

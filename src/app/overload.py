@@ -17,7 +17,7 @@ from typing import Any
 
 from flask_greenlet import AsyncFlask
 
-from .api.problems import problem_response
+from .api.problems import problem_body, problem_response
 from .occasionally import Occasionally
 from .paths import is_api_path
 
@@ -72,9 +72,7 @@ class LoadShedding:
         if max_lag_ms:
             flask_app.before_serving(self.lag.start)
             flask_app.after_serving(self.lag.stop)
-        problem = problem_response(503, BUSY_DETAIL)
-        self._problem_body = problem.get_data()
-        self._problem_type = problem.content_type.encode()  # type: ignore[union-attr]
+        self._problem_type = problem_response(503).content_type.encode()  # type: ignore[union-attr]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
@@ -91,7 +89,7 @@ class LoadShedding:
         if self._shedding_said():  # one line per burst, not one per request
             log.warning("event loop %.0f ms behind: answering 503", self.lag.seconds * 1000)
         if is_api_path(scope["path"]):
-            body, content_type = self._problem_body, self._problem_type
+            body, content_type = problem_body(503, BUSY_DETAIL), self._problem_type
         else:
             body, content_type = BUSY_PAGE, b"text/html; charset=utf-8"
         headers = [

@@ -74,7 +74,7 @@ def through_port(database_url, port):
 async def serving(database_url, **overrides):
     settings = make_settings(database_url, db_query_timeout=QUERY_TIMEOUT, **overrides)
     asgi_app = create_asgi_app(settings)
-    await asgi_app.app.flask_app.startup()
+    await asgi_app.flask_app.startup()
     transport = httpx.ASGITransport(app=asgi_app)
     return asgi_app, httpx.AsyncClient(transport=transport, base_url="http://t")
 
@@ -102,14 +102,14 @@ async def test_a_refused_connection_is_a_503_on_the_api_and_the_pages(postgres_a
         assert "text/html" in page.headers["Content-Type"]
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 503
-    await asgi_app.app.flask_app.shutdown()
+    await asgi_app.flask_app.shutdown()
 
 
 async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(postgres_available):
     proxy = ToggleProxy(make_url(postgres_available).port or 5432)
     port = await proxy.start()
     asgi_app, client = await serving(through_port(postgres_available, port))
-    await reset_schema(asgi_app.app.flask_app)
+    await reset_schema(asgi_app.flask_app)
     async with client:
         assert (await client.get("/api/posts")).status_code == 200  # a pooled connection now
         proxy.freeze()
@@ -124,7 +124,7 @@ async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(post
         await asyncio.sleep(1.0)  # a failed connect makes others fail fast for up to 1 s
         statuses = [(await client.get("/api/posts")).status_code for _ in range(3)]
         assert statuses[-1] == 200, statuses  # back, with no restart
-    await asgi_app.app.flask_app.shutdown()
+    await asgi_app.flask_app.shutdown()
     await proxy.stop()
 
 
@@ -138,8 +138,8 @@ async def make_posts_slow(database_url, seconds):
     """Create the tables, then make every later connection read ``posts`` through a view
     that sleeps ``seconds``."""
     tables, _ = await serving(database_url)
-    await reset_schema(tables.app.flask_app)
-    await tables.app.flask_app.shutdown()
+    await reset_schema(tables.flask_app)
+    await tables.flask_app.shutdown()
     await make_reads_of_posts_slow(database_url, seconds)
 
 
@@ -150,7 +150,7 @@ async def test_a_query_cut_by_statement_timeout_is_a_503(slow_database):
         response, took = await answer_and_time(client, "/api/posts")
         assert_unavailable(response)
         assert took < 1.5
-    await asgi_app.app.flask_app.shutdown()
+    await asgi_app.flask_app.shutdown()
 
 
 async def test_beyond_what_the_queue_can_serve_in_time_requests_are_shed_at_once(slow_database):
@@ -160,7 +160,7 @@ async def test_beyond_what_the_queue_can_serve_in_time_requests_are_shed_at_once
     async with client:
         await asyncio.gather(*(client.get("/api/posts") for _ in range(2)))  # learns 0.3 s
         answers = await asyncio.gather(*(answer_and_time(client, "/api/posts") for _ in range(24)))
-    await asgi_app.app.flask_app.shutdown()
+    await asgi_app.flask_app.shutdown()
     served = [took for response, took in answers if response.status_code == 200]
     shed = [took for response, took in answers if response.status_code == 503]
     assert len(served) + len(shed) == 24
@@ -182,7 +182,7 @@ async def test_a_burst_against_a_silent_database_fails_fast_not_in_waves(postgre
         started = time.monotonic()
         answers = await asyncio.gather(*(client.get("/api/posts") for _ in range(30)))
         took = time.monotonic() - started
-    await asgi_app.app.flask_app.shutdown()
+    await asgi_app.flask_app.shutdown()
     silent.close()
     assert {answer.status_code for answer in answers} == {503}
     assert took < QUERY_TIMEOUT + 1.0, f"{took:.1f}s: the queue waited in waves"

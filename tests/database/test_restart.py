@@ -24,7 +24,7 @@ def own_cluster():
 @pytest.fixture
 async def client_on(own_cluster):
     asgi_app = create_asgi_app(make_settings(own_cluster.url, db_query_timeout=2))
-    flask_app = asgi_app.app.flask_app
+    flask_app = asgi_app.flask_app
     await flask_app.startup()
     await reset_schema(flask_app)
     transport = httpx.ASGITransport(app=asgi_app)

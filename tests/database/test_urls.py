@@ -14,7 +14,7 @@ async def test_a_provider_style_url_connects_with_its_parameters(postgres_availa
     url = postgres_available.replace("postgresql+asyncpg://", "postgres://")
     url += "?sslmode=disable&connect_timeout=10&application_name=provider-probe"
     asgi_app = create_asgi_app(make_settings(url))
-    flask_app = asgi_app.app.flask_app
+    flask_app = asgi_app.flask_app
     await flask_app.startup()
     await reset_schema(flask_app)
     transport = httpx.ASGITransport(app=asgi_app)

@@ -4,6 +4,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,31 @@ async def test_failures_within_the_tolerated_ratio_do_not_fail_the_run(served_ap
     aggregated = next(line for line in run.stdout.splitlines() if line.startswith("Aggregated  "))
     assert int(aggregated.split()[2]) > 0, "no request failed: the test proves nothing"
     assert "VERDICT PASS" in run.stdout
+    # Each kind of failure is listed with its problem title and the request ids to look up.
+    report = run.stdout[run.stdout.index("failures by kind") :]
+    kind = next(line for line in report.splitlines() if "POST /api/tokens" in line)
+    assert "401 Unauthorized" in kind
+    examples = re.findall(r"request id ([0-9a-f]{32}): Wrong username or password", report)
+    assert 1 <= len(examples) <= 3 and len(set(examples)) == len(examples)
+
+
+async def test_against_a_deployed_app_with_its_default_limits_fifty_users_pass(
+    postgres_available, tmp_path
+):
+    """As from a laptop against a deployed app: production settings and the default rate
+    limits (20 registrations an hour from one address), no accounts given, 50 users."""
+    remote = await fresh_database(postgres_available, "remote")
+    async with uvicorn_serving(remote) as (host, _):
+        env = {
+            "HOST": host,
+            "CREDENTIALS": str(tmp_path / "credentials.csv"),
+            "PROFILE": "smoke",
+            "USERS": "50",
+            "SPAWN_RATE": "25",
+            "RUN_TIME": "15s",
+        }
+        run = await asyncio.to_thread(run_kit, env)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "registered 20 of 50 accounts" in run.stdout
+    assert "VERDICT PASS" in run.stdout and "PASS  integrity through the API" in run.stdout
+    assert len((tmp_path / "credentials.csv").read_text().splitlines()) == 21

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from flask import Response
 from pydantic import TypeAdapter, ValidationError
 
+from ..request_ids import current_request_id
 from .schemas import Problem, ProblemField
 
 PROBLEM_JSON = "application/problem+json"
@@ -41,11 +42,24 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The ``Problem`` schema that the OpenAPI document shows, serialised as it shows it."""
-    document = Problem(HTTPStatus(status).phrase, status, detail=detail or None, errors=errors)
-    body = _problem_json.dump_json(document, by_alias=True, exclude_none=True)
+    body = problem_body(status, detail, errors=errors)
     response = Response(body, status=status, mimetype=PROBLEM_JSON)
     response.headers.update(headers or {})
     return response
+
+
+def problem_body(
+    status: int, detail: str | None = None, *, errors: list[ProblemField] | None = None
+) -> bytes:
+    """A problem document's JSON, with the current request's id."""
+    document = Problem(
+        HTTPStatus(status).phrase,
+        status,
+        detail=detail or None,
+        errors=errors,
+        request_id=current_request_id.get(),
+    )
+    return _problem_json.dump_json(document, by_alias=True, exclude_none=True)
 
 
 def validation_problem(error: ValidationError, where: str) -> APIProblem:

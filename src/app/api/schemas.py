@@ -212,3 +212,4 @@ class Problem:
     type: str = "about:blank"
     detail: str | None = None
     errors: list[ProblemField] | None = None
+    request_id: str | None = None  # the X-Request-ID of the request that failed
