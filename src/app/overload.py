@@ -17,7 +17,7 @@ from typing import Any
 
 from flask_greenlet import AsyncFlask
 
-from .api.problems import problem_body, problem_response
+from .api.problems import PROBLEM_JSON, problem_body
 from .occasionally import Occasionally
 from .paths import is_api_path
 
@@ -72,7 +72,7 @@ class LoadShedding:
         if max_lag_ms:
             flask_app.before_serving(self.lag.start)
             flask_app.after_serving(self.lag.stop)
-        self._problem_type = problem_response(503).content_type.encode()  # type: ignore[union-attr]
+        self._problem_type = PROBLEM_JSON.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (

@@ -74,7 +74,7 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any, step_coroutines: boo
             handed = child.throw(*sys.exc_info())
         else:
             handed = child.switch(value)
-    return handed  # type: ignore[no-any-return]
+    return handed
 
 
 def run_in_greenlet_here(
@@ -99,7 +99,7 @@ def run_in_greenlet_here(
             handed = child.throw(*sys.exc_info())
         else:
             handed = child.switch(value)
-    return handed  # type: ignore[no-any-return]
+    return handed
 
 
 def in_request_greenlet() -> bool:
@@ -125,7 +125,7 @@ def await_from_greenlet(awaitable: Awaitable[T]) -> T:
         raise RuntimeError("await_from_greenlet() called outside run_in_greenlet()")
     if current.steps_coroutines and isinstance(awaitable, Coroutine):
         return _step_in_greenlet(awaitable, current.parent)
-    return current.parent.switch(awaitable)  # type: ignore[no-any-return]
+    return current.parent.switch(awaitable)
 
 
 def _step_in_greenlet(coro: Coroutine[Any, Any, T], task_side: greenlet) -> T:
@@ -135,7 +135,7 @@ def _step_in_greenlet(coro: Coroutine[Any, Any, T], task_side: greenlet) -> T:
         try:
             yielded = coro.send(sent) if thrown is None else coro.throw(thrown)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         sent = thrown = None
         try:
             sent = task_side.switch(_Suspension(yielded))

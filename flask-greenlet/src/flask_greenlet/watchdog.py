@@ -134,8 +134,8 @@ def _described_functions(app: Flask) -> dict[CodeType, str]:
         "before_request hook": app.before_request_funcs,
         "after_request hook": app.after_request_funcs,
         "teardown_request hook": app.teardown_request_funcs,
-        "url_value_preprocessor": app.url_value_preprocessors,  # type: ignore[dict-item]
-        "context_processor": app.template_context_processors,  # type: ignore[dict-item]
+        "url_value_preprocessor": app.url_value_preprocessors,
+        "context_processor": app.template_context_processors,
     }
     for kind, by_blueprint in hooks.items():
         for functions in by_blueprint.values():

@@ -94,9 +94,9 @@ def _schemas(contracts: Iterable[Operation]) -> dict[str, Any]:
         for schema in (contract.body, contract.query):
             if schema is not None:
                 inputs[schema.__name__] = (schema, "validation")
-        for schema in contract.responses.values():
-            if schema is not None and schema is not EventStream:
-                inputs.setdefault(schema.__name__, (schema, "serialization"))
+        for answer in contract.responses.values():
+            if answer is not None and answer is not EventStream:
+                inputs.setdefault(answer.__name__, (answer, "serialization"))
     _, document = TypeAdapter.json_schemas(
         [(name, mode, TypeAdapter(schema)) for name, (schema, mode) in inputs.items()],
         ref_template="#/components/schemas/{model}",

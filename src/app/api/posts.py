@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flask import Response, url_for
-from sqlalchemy import Row
 
 from ..database import db
 from ..live import live
+from ..models import MAX_ID
 from ..ratelimit import not_rate_limited
 from ..store.posts import (
     NotAuthor,
+    PostRow,
     create_post,
     delete_post,
     find_post,
@@ -23,7 +24,6 @@ from .contract import operation
 from .problems import APIProblem
 from .responses import json_response, no_content
 from .schemas import (
-    MAX_ID,
     PageQuery,
     PostCreate,
     PostPage,
@@ -33,7 +33,7 @@ from .schemas import (
 )
 
 
-def post_page(rows: Sequence[Row], limit: int) -> PostPage:
+def post_page(rows: Sequence[PostRow], limit: int) -> PostPage:
     """The page of the first ``limit`` rows; ``rows`` holds one more if a next page exists."""
     items = [PostPublic(*row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from flask import Response, request
 
 from ..database import db
-from ..live import PostRow, Subscription, TooManyStreams, WorkerFull, live
+from ..live import Subscription, TooManyStreams, WorkerFull, live
 from ..live.events import post_event, retry_hint
 from ..live.hub import FellBehind
 from ..models import MAX_ID
 from ..ratelimit import client_address
-from ..store.posts import select_posts_newer
+from ..store.posts import PostRow, select_posts_newer
 from ..store.tokens import UserRef
 from . import bp
 from .contract import operation

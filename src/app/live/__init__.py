@@ -27,7 +27,7 @@ from ..database import db
 from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
 from ..redis_connection import redis_client
-from ..store.posts import find_post, select_posts_newer
+from ..store.posts import PostRow, find_post, select_posts_newer
 from .events import HEARTBEAT, delete_event, post_event
 from .hub import Hub
 from .listener import Listener
@@ -35,7 +35,6 @@ from .places import LocalPlaces, Places, SharedPlaces
 
 log = logging.getLogger(__name__)
 
-PostRow = Row | tuple[int, str, str, datetime]  # (id, body, author, created_at)
 EncodePost = Callable[[PostRow], bytes]  # a post as the API's JSON document
 
 

@@ -33,13 +33,15 @@ LIVE_CHANNEL = "microblog_posts"
 
 # Every read returns rows of these columns, in this order: (id, body, author, created_at).
 POST_COLUMNS = (Post.id, Post.body, User.username.label("author"), Post.created_at)
+# A row as read, or the same values as a view that just wrote them has them.
+PostRow = Row[int, str, str, datetime] | tuple[int, str, str, datetime]
 
 
-def _posts(*conditions: object) -> Select:
+def _posts(*conditions: object) -> Select[int, str, str, datetime]:
     return select(*POST_COLUMNS).join(User, User.id == Post.author_id).where(*conditions)  # type: ignore[arg-type]
 
 
-def _newest(*conditions: object) -> Select:
+def _newest(*conditions: object) -> Select[int, str, str, datetime]:
     # The LIMIT is written into the SQL, not sent as a parameter: with a parameter there,
     # PostgreSQL plans the statement again on every execution (about 0.1 ms, more than the
     # query itself); written in, each page size gets one prepared statement and a cached plan.
@@ -82,7 +84,7 @@ _insert_and_notify = select(
 )
 
 
-def _delete_and_notify(post_id: int, author_id: int) -> Select:
+def _delete_and_notify(post_id: int, author_id: int) -> Select[int, str]:
     deleted = (
         delete(Post)
         .where(Post.id == post_id, Post.author_id == author_id)
@@ -93,13 +95,13 @@ def _delete_and_notify(post_id: int, author_id: int) -> Select:
     return select(deleted.c.id, notify)
 
 
-async def find_post(conn: AsyncConnection, post_id: int) -> Row | None:
+async def find_post(conn: AsyncConnection, post_id: int) -> PostRow | None:
     return (await conn.execute(_by_id, {"post_id": post_id})).first()
 
 
 async def select_posts_older(
     conn: AsyncConnection, *, limit: int, before: int | None = None, author_id: int | None = None
-) -> Sequence[Row]:
+) -> Sequence[PostRow]:
     """Up to ``limit`` posts, newest first, older than the post ``before`` if given."""
     params = {"limit": limit, "before": before, "author_id": author_id}
     if author_id is None:
@@ -109,14 +111,14 @@ async def select_posts_older(
     return (await conn.execute(statement, params)).all()
 
 
-async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[Row]:
+async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[PostRow]:
     """Up to ``limit`` posts newer than the post ``after``, oldest first."""
     return (await conn.execute(_oldest_after, {"after": after, "limit": limit})).all()
 
 
 async def select_posts_page(
     conn: AsyncConnection, *, page: int, per_page: int, author_id: int | None = None
-) -> tuple[Sequence[Row], bool]:
+) -> tuple[Sequence[PostRow], bool]:
     """Page ``page`` (from 1) of posts, newest first, and whether an older page exists."""
     params = {"limit": per_page + 1, "offset": (page - 1) * per_page, "author_id": author_id}
     statement = _newest_page if author_id is None else _authors_newest_page

@@ -64,12 +64,14 @@ async def refuse_taken(conn: AsyncConnection, *, username: str, email: str) -> N
         raise EmailTaken(email)
 
 
-async def find_user_by_username(conn: AsyncConnection, username: str) -> Row | None:
+async def find_user_by_username(
+    conn: AsyncConnection, username: str
+) -> Row[int, str, str, datetime] | None:
     """The user's id, username, password hash and created_at, or None."""
     return (await conn.execute(_by_username, {"username": username})).first()
 
 
-async def find_user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
+async def find_user_by_id(conn: AsyncConnection, user_id: int) -> Row[int, str] | None:
     return (await conn.execute(_by_id, {"user_id": user_id})).first()
 
 
