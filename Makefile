@@ -81,14 +81,8 @@ loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), wi
 requirements.txt: constraints.txt pyproject.toml  ## what a buildpack installs, from the pins
 	$(BIN)/python tools/runtime_requirements.py
 
-lock:  ## re-resolve constraints.txt from pyproject.toml in a scratch environment
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e ./$(LIB) -e '.[dev,loadtest,bench]' --group ./$(LIB)/pyproject.toml:test
-	{ echo "# Pinned versions of every dependency (runtime, dev, loadtest and bench extras, and the"; \
-	  echo "# flask-greenlet test group), resolved together. Regenerate with: make lock"; \
-	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
-	rm -rf .lock-venv
+lock: install  ## re-resolve constraints.txt with uv pip compile (UPGRADE=--upgrade moves every pin); then requirements.txt
+	$(BIN)/python tools/lock.py $(UPGRADE)
 	$(BIN)/python tools/runtime_requirements.py
 
 clean:

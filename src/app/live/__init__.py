@@ -13,13 +13,11 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 from flask import current_app
 from flask_greenlet import AsyncFlask
-from sqlalchemy import Row
 from sqlalchemy.engine import make_url
 
 from ..config import Settings
