@@ -63,7 +63,16 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         **options,
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    event.listen(engine.sync_engine, "invalidate", _drop_the_socket)
     return engine
+
+
+def _drop_the_socket(dbapi_connection: Any, _record: Any, _exception: Any) -> None:
+    """An invalidated connection is dropped at once (asyncpg's terminate aborts the socket).
+    SQLAlchemy would close it politely, up to 2 s, and asyncpg's polite close first waits for
+    the server to confirm a cancelled query: on a frozen server, all of that comes before the
+    request may answer its 503. The polite close that follows finds it closed, and returns."""
+    dbapi_connection._connection.terminate()
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -163,6 +172,8 @@ class _EngineSlot:
         self.waiting = 0
         self.mean_hold = 0.0  # seconds a request holds its turn, a moving average
         self.down_until = 0.0  # loop time: after a failed connect, others fail fast until then
+        # SQLite is a local file: only a server can freeze (DB_QUERY_TIMEOUT is PostgreSQL's).
+        self.block_timeout = None if settings.is_sqlite else settings.db_query_timeout
 
     async def wait_for_turn(self) -> float:
         """Wait for a turn; return when it began (loop time), to measure how long it is held."""
@@ -178,12 +189,15 @@ class _EngineSlot:
         expected_wait = (self.waiting + 1) * self.mean_hold / self.capacity
         if expected_wait > self.settings.db_queue_max_wait:
             raise DatabaseBusy(expected_wait)
+        # Let in on an estimate, a request still never waits longer than DB_QUEUE_MAX_WAIT: its
+        # answer would come too late to help anyone, and its turn is better given to the next.
+        patience = min(self.settings.db_pool_timeout, self.settings.db_queue_max_wait)
         self.waiting += 1
         try:
-            async with asyncio.timeout(self.settings.db_pool_timeout):
+            async with asyncio.timeout(patience):
                 await self.turns.acquire()
         except TimeoutError:
-            raise DatabaseBusy(self.settings.db_pool_timeout) from None
+            raise DatabaseBusy(patience) from None
         finally:
             self.waiting -= 1
         if self.down_until and loop.time() < self.down_until:  # it went down while we waited
@@ -200,27 +214,52 @@ class _EngineSlot:
 class _TurnConnection:
     """``async with``: wait for a turn, then hold a pooled connection until the block ends."""
 
-    __slots__ = ("_began", "_conn", "_engine", "_slot")
+    __slots__ = ("_began", "_conn", "_deadline", "_engine", "_slot")
 
     def __init__(self, slot: _EngineSlot, engine: AsyncEngine) -> None:
         self._slot, self._engine = slot, engine
 
     async def __aenter__(self) -> AsyncConnection:
+        # The wait for a turn has bounds of its own (DB_QUEUE_MAX_WAIT). From the turn on, one
+        # deadline for the whole block (the connect, every query): asyncpg's timeouts are per
+        # step, and after one runs out the driver waits on the frozen server once more, so
+        # they add up to twice DB_QUERY_TIMEOUT and more.
         self._began = await self._slot.wait_for_turn()
+        self._deadline = asyncio.timeout(self._slot.block_timeout)
+        await self._deadline.__aenter__()
         try:
             self._conn = await self._engine.connect().start()
         except BaseException as failure:
+            failure = await self._timeout_or(failure)
             if _timed_out(failure):
                 # Everyone queued behind a connect that timed out would wait as long and fail
                 # alike (a refused connect fails at once, and needs no help).
                 self._slot.down_until = asyncio.get_running_loop().time() + DOWN_FOR_S
             self._slot.end_turn(self._began)
-            raise
+            raise failure from None
         return self._conn
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def _timeout_or(self, failure: BaseException) -> BaseException:
+        """``failure``, or a TimeoutError if it is the block's deadline that cut it short."""
         try:
-            if self._slot.block_is_transaction and exc_info[0] is None:
+            await self._deadline.__aexit__(type(failure), failure, None)
+        except TimeoutError as timed_out:
+            return timed_out
+        return failure
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, failure: BaseException | None, tb: object
+    ) -> None:
+        try:
+            await self._deadline.__aexit__(exc_type, failure, None)
+        except TimeoutError as timed_out:  # the deadline cut the block short
+            self._give_up_the_connection(timed_out)
+            raise
+        if failure is not None and database_unavailable(failure):
+            self._give_up_the_connection(failure)
+            return
+        try:
+            if self._slot.block_is_transaction and exc_type is None:
                 await self._conn.commit()
             # Shielded, so that a request cancelled while closing (a rollback may wait on the
             # network) still hands its connection back to the pool. The turn is handed over
@@ -230,12 +269,32 @@ class _TurnConnection:
         finally:
             self._slot.end_turn(self._began)
 
+    def _give_up_the_connection(self, failure: BaseException) -> None:
+        # A rollback or a reset on return would wait on the same dead or frozen server, and
+        # the 503 with it: the socket is dropped instead (no round trip), the pool forgets it.
+        # A query that timed out means the server stopped answering: the requests queued for
+        # a turn behind this one would wait as long and fail alike, so they fail at once.
+        try:
+            if _timed_out(failure):
+                self._slot.down_until = asyncio.get_running_loop().time() + DOWN_FOR_S
+            self._conn.sync_connection.invalidate(failure)  # type: ignore[union-attr]
+        finally:
+            self._slot.end_turn(self._began)
+
 
 DOWN_FOR_S = 1.0
 
 
 def _timed_out(failure: BaseException) -> bool:
-    return isinstance(failure, TimeoutError) or isinstance(failure.__cause__, TimeoutError)
+    """Whether ``failure`` is (or was caused by) a client-side timeout, anywhere in its chain."""
+    seen: BaseException | None = failure
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class DatabaseDown(DisconnectionError):

@@ -128,6 +128,39 @@ async def test_a_frozen_database_is_a_503_in_bounded_time_and_then_recovers(post
     await proxy.stop()
 
 
+@pytest.mark.parametrize("pool_size", [2, 20])
+async def test_whenever_a_request_arrives_in_a_freeze_its_503_comes_within_the_query_timeout(
+    postgres_available, pool_size
+):
+    """Requests keep coming while the database is frozen: each one, whenever it arrives (on a
+    held connection, waiting for a turn, or on a fresh connect), gets its 503 within
+    DB_QUERY_TIMEOUT plus 0.5 s of its own arrival."""
+    proxy = ToggleProxy(make_url(postgres_available).port or 5432)
+    port = await proxy.start()
+    asgi_app, client = await serving(
+        through_port(postgres_available, port), db_pool_size=pool_size, db_max_overflow=0
+    )
+    await reset_schema(asgi_app.flask_app)
+    async with client:
+        await asyncio.gather(*(client.get("/api/posts") for _ in range(pool_size)))  # pooled
+        proxy.freeze()
+        frozen_at = time.monotonic()
+
+        async def arriving(after):
+            await asyncio.sleep(after)
+            return await answer_and_time(client, "/api/posts")
+
+        arrivals = [n * QUERY_TIMEOUT / 10 for n in range(30)]  # through three timeouts
+        answers = await asyncio.gather(*(arriving(after) for after in arrivals))
+        proxy.thaw()
+    await asgi_app.flask_app.shutdown()
+    await proxy.stop()
+    assert {response.status_code for response, _ in answers} == {503}
+    slowest = max(took for _, took in answers)
+    assert slowest < QUERY_TIMEOUT + 0.5, [round(took, 2) for _, took in answers]
+    assert time.monotonic() - frozen_at < 3 * QUERY_TIMEOUT + 2
+
+
 @pytest.fixture
 async def slow_database(postgres_available):
     """A database of its own, where the tests make reads of ``posts`` slow."""
