@@ -7,8 +7,9 @@ pooled connections serve about 390 requests a second). Its capacity is measured 
 (64 connections, GET /api/posts/<id>). Then an open-loop generator sends ``factor`` times that
 rate for ``seconds``, each request on its own schedule, however slow the answers: the way a
 crowd arrives, unlike wrk, whose connections wait for each answer before asking again.
-Targets from the operations issue: excess requests get 503 (problem+json, ``Retry-After``)
-within about a second, and the requests let in keep a p99 under 2 s.
+Targets: the requests let in finish within DB_QUEUE_MAX_WAIT plus one query's time (plus
+0.1 s of slack) at p99; most excess requests get their 503 (problem+json, ``Retry-After``) at
+once, and none later than DB_QUEUE_MAX_WAIT.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from stacks import OURS, STACKS_BY_NAME
 
 LOG = Path(__file__).resolve().parent / "results" / "overload" / "microblog.log"
 MAX_OPEN_CONNECTIONS = 4000
+QUEUE_MAX_WAIT_S = 1.5  # the app's default DB_QUEUE_MAX_WAIT
+QUERY_S = 0.05  # every query on the slow database
+ACCEPTED_P99_S = QUEUE_MAX_WAIT_S + QUERY_S + 0.1
 
 
 @dataclass
@@ -115,6 +119,7 @@ def report(capacity: float, rate: float, options: argparse.Namespace, answers: A
     other = {status: len(v) for status, v in answers.latencies.items() if status not in (200, 503)}
     total = len(served) + len(shed) + sum(other.values()) + answers.failed
     served_p99, shed_p99 = percentile(served, 0.99), percentile(shed, 0.99)
+    shed_p50 = percentile(shed, 0.5)
     return "\n".join(
         [
             f"Capacity (wrk, 64 connections): {capacity:.0f} req/s. Offered: {rate:.0f} req/s "
@@ -132,8 +137,11 @@ def report(capacity: float, rate: float, options: argparse.Namespace, answers: A
             f"Other answers: {other or 'none'}; no answer at all: {answers.failed}.",
             f"503s with Retry-After: {answers.retry_after} of {len(shed)}; "
             f"as problem+json: {answers.problem_json}.",
-            f"Targets: accepted p99 < 2 s {'PASS' if served_p99 < 2 else 'FAIL'}; "
-            f"503 within about a second (p99 < 1.5 s) {'PASS' if shed_p99 < 1.5 else 'FAIL'}; "
+            f"Targets: accepted p99 < DB_QUEUE_MAX_WAIT + one query + 0.1 s "
+            f"({ACCEPTED_P99_S * 1000:.0f} ms) {'PASS' if served_p99 < ACCEPTED_P99_S else 'FAIL'}; "
+            f"most 503s at once (p50 < 50 ms) {'PASS' if shed_p50 < 0.05 else 'FAIL'}, "
+            f"none later than DB_QUEUE_MAX_WAIT + 0.1 s "
+            f"{'PASS' if shed_p99 < QUEUE_MAX_WAIT_S + 0.1 else 'FAIL'}; "
             f"every request answered {'PASS' if not answers.failed else 'FAIL'}.",
             f"Mean served latency {statistics.fmean(served) * 1000:.0f} ms." if served else "",
         ]

@@ -104,6 +104,12 @@ class Database:
         app.before_serving(self._start)
         app.after_serving(self._stop)
 
+    def queue_is_full(self, app: AsyncFlask) -> bool:
+        """Whether a request arriving now would wait longer than DB_QUEUE_MAX_WAIT for a
+        connection: asked at the door, outside any request, so it takes the app."""
+        slot: _EngineSlot = app.extensions["database"]
+        return slot.expected_wait() > slot.settings.db_queue_max_wait
+
     @property
     def engine(self) -> AsyncEngine:
         engine = _slot().engine
@@ -186,7 +192,7 @@ class _EngineSlot:
         # Under overload, everyone in a first-come queue waits about as long as the queue is,
         # and then times out together. Whoever would wait longer than DB_QUEUE_MAX_WAIT is
         # turned away now, with a quick 503, so the requests let in stay fast.
-        expected_wait = (self.waiting + 1) * self.mean_hold / self.capacity
+        expected_wait = self.expected_wait()
         if expected_wait > self.settings.db_queue_max_wait:
             raise DatabaseBusy(expected_wait)
         # Let in on an estimate, a request still never waits longer than DB_QUEUE_MAX_WAIT: its
@@ -204,6 +210,12 @@ class _EngineSlot:
             self.turns.release()
             raise DatabaseDown("the database failed to connect a moment ago")
         return loop.time()
+
+    def expected_wait(self) -> float:
+        """How long a newcomer would wait for a turn, from the queue and the mean hold."""
+        if not self.turns.locked():
+            return 0.0
+        return (self.waiting + 1) * self.mean_hold / self.capacity
 
     def end_turn(self, began: float) -> None:
         held = asyncio.get_running_loop().time() - began

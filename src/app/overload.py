@@ -18,6 +18,7 @@ from typing import Any
 from flask_greenlet import AsyncFlask
 
 from .api.problems import PROBLEM_JSON, problem_body
+from .database import db
 from .occasionally import Occasionally
 from .paths import is_api_path
 
@@ -60,12 +61,14 @@ class LoopLag:
 
 
 class LoadShedding:
-    """ASGI middleware: refuse new HTTP requests while the loop lags more than ``max_lag``."""
+    """ASGI middleware: refuse new HTTP requests while the loop lags more than ``max_lag``, or
+    while the queue for a database connection is longer than a newcomer may wait (turned
+    away here, the refusal costs no Flask request: under overload that CPU serves others)."""
 
     def __init__(
         self, app: Any, flask_app: AsyncFlask, *, max_lag_ms: int, headers: dict[str, str]
     ) -> None:
-        self.app, self.max_lag = app, max_lag_ms / 1000
+        self.app, self.flask_app, self.max_lag = app, flask_app, max_lag_ms / 1000
         self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.lag = LoopLag()
         self._shedding_said = Occasionally(10)
@@ -75,19 +78,18 @@ class LoadShedding:
         self._problem_type = PROBLEM_JSON.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            self.max_lag
-            and scope["type"] == "http"
-            and self.lag.seconds > self.max_lag
-            and scope["path"] not in NEVER_SHED
-        ):
-            await self._refuse(scope, send)
-            return
+        if scope["type"] == "http" and scope["path"] not in NEVER_SHED:
+            if self.max_lag and self.lag.seconds > self.max_lag:
+                await self._refuse(scope, send, "event loop %.0f ms behind", self.lag.seconds * 1e3)
+                return
+            if db.queue_is_full(self.flask_app):
+                await self._refuse(scope, send, "the queue for a database connection is full")
+                return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
+    async def _refuse(self, scope: dict[str, Any], send: Any, why: str, *args: object) -> None:
         if self._shedding_said():  # one line per burst, not one per request
-            log.warning("event loop %.0f ms behind: answering 503", self.lag.seconds * 1000)
+            log.warning(why + ": answering 503", *args)
         if is_api_path(scope["path"]):
             body, content_type = problem_body(503, BUSY_DETAIL), self._problem_type
         else:
