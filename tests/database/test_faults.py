@@ -190,10 +190,16 @@ async def test_beyond_what_the_queue_can_serve_in_time_requests_are_shed_at_once
     await make_posts_slow(slow_database, 0.3)
     overrides = {"db_pool_size": 2, "db_queue_max_wait": 1.0, "db_statement_timeout_ms": 0}
     asgi_app, client = await serving(slow_database, **overrides)
+    reached_flask = []
+    asgi_app.flask_app.before_request(lambda: reached_flask.append(1))
     async with client:
         await asyncio.gather(*(client.get("/api/posts") for _ in range(2)))  # learns 0.3 s
+        reached_flask.clear()
         answers = await asyncio.gather(*(answer_and_time(client, "/api/posts") for _ in range(24)))
     await asgi_app.flask_app.shutdown()
+    at_the_door = [r for r, _ in answers if r.status_code == 503 and "overloaded" in r.text]
+    assert at_the_door, "no request was turned away before Flask"
+    assert len(reached_flask) == 24 - len(at_the_door)  # a refusal at the door costs no request
     served = [took for response, took in answers if response.status_code == 200]
     shed = [took for response, took in answers if response.status_code == 503]
     assert len(served) + len(shed) == 24
