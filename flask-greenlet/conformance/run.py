@@ -14,15 +14,19 @@ too, so no excuse outlives its cause.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -117,10 +121,28 @@ def load_suites(names: list[str]) -> dict[str, Suite]:
     }
 
 
+@contextmanager
+def held(lock: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock`` while the block runs: the shared cache serves every
+    checkout on the machine, and two test runs at once must not build the same thing twice."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
 def fetch_sdist(requirement: str, shelf: Path) -> Path:
     """The unpacked sdist of ``requirement`` (no version: the installed one), fetched once."""
     name, _, wanted = requirement.partition("==")
     wanted = wanted or version(name)
+    with held(shelf / f".{name}-{wanted}.lock"):
+        return _fetch_sdist(name, wanted, shelf)
+
+
+def _fetch_sdist(name: str, wanted: str, shelf: Path) -> Path:
     shelf.mkdir(parents=True, exist_ok=True)
     unpacked = [p for p in shelf.glob("*") if p.is_dir() and _is_sdist_of(p, name, wanted)]
     if unpacked:
@@ -128,9 +150,13 @@ def fetch_sdist(requirement: str, shelf: Path) -> Path:
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
     subprocess.run([*pip, "--dest", str(shelf), f"{name}=={wanted}"], check=True)
     archive = next(a for a in shelf.glob("*.tar.gz") if _is_sdist_of(a, name, wanted))
-    with tarfile.open(archive) as tar:
-        top = tar.getnames()[0].split("/")[0]
-        tar.extractall(shelf, filter="data")
+    # Unpacked beside the shelf and moved in whole: a run stopped halfway leaves no folder
+    # that the next one would take for a finished one.
+    with tempfile.TemporaryDirectory(dir=shelf, prefix=".unpacking-") as scratch:
+        with tarfile.open(archive) as tar:
+            top = tar.getnames()[0].split("/")[0]
+            tar.extractall(scratch, filter="data")
+        os.replace(Path(scratch) / top, shelf / top)
     return shelf / top
 
 
@@ -154,8 +180,13 @@ def venv_key(suite: Suite, source: Path) -> str:
 
 def build_venv(suite: Suite, source: Path, shelf: Path) -> Path:
     """A virtualenv with the pinned runtime, the suite's package and its test tools."""
-    pins, wanted = venv_requirements(suite, source)
     venv = shelf / venv_key(suite, source)
+    with held(shelf / f".{venv.name}.lock"):
+        return _build_venv(suite, source, venv)
+
+
+def _build_venv(suite: Suite, source: Path, venv: Path) -> Path:
+    pins, wanted = venv_requirements(suite, source)
     python = venv / "bin" / "python"
     if (venv / ".installed").exists():
         return python
