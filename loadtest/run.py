@@ -98,7 +98,11 @@ def run_locust(host: str, profile: str, credentials: Path, results: Path) -> int
         if env.get(variable):
             command += [option, env[variable]]
     if int(env.get("WORKERS", "0")) > 0:
-        command += ["--processes", env["WORKERS"]]
+        # The master listens on loopback, on a port of this run's own: on locust's fixed 5557
+        # a second run on the machine cannot start, and its workers join the first one's.
+        port = str(free_port())
+        command += ["--processes", env["WORKERS"], "--master-bind-host", "127.0.0.1"]
+        command += ["--master-bind-port", port, "--master-port", port]
     command += shlex.split(env.get("LOADTEST_ARGS", ""))
     print("$", shlex.join(command), flush=True)
     # From loadtest/, so locust reads locust.conf there as its defaults, under the profile.
