@@ -17,14 +17,22 @@ from scenarios import (
 )
 from stacks import OURS, REFERENCE
 
-FRAMEWORK_PEERS = ("fastapi", "quart", "flask_sync")
-# (endpoint, peers, minimum ratio of our req/s to theirs), as the issue states them.
+IDIOMATIC_PEERS = ("fastapi", "quart", "flask_sync")
+# FastAPI written for speed on our own data layer: what is left between us is framework cost.
+SPEED_PEER = "fastapi_fast"
+FRAMEWORK_PEERS = (*IDIOMATIC_PEERS, SPEED_PEER)
+# (endpoint, peers, minimum ratio of our req/s to theirs), as the issues state them.
 THROUGHPUT_TARGETS = (
-    (LIST, FRAMEWORK_PEERS, 1.5),
-    (LIST, (REFERENCE,), 0.5),
-    (WRITE, FRAMEWORK_PEERS, 1.3),
-    (ONE, FRAMEWORK_PEERS, 1.5),
+    (LIST, IDIOMATIC_PEERS, 1.5),
+    (WRITE, IDIOMATIC_PEERS, 1.3),
+    (ONE, IDIOMATIC_PEERS, 1.5),
+    (LIST, (SPEED_PEER,), 1.2),
+    (ONE, (SPEED_PEER,), 1.2),
+    (WRITE, (SPEED_PEER,), 1.2),
+    (LIST, (REFERENCE,), 0.7),
+    (WRITE, (REFERENCE,), 0.5),
 )
+SCALING_MIN = 1.7  # two workers on two cores, against one, on reads
 SLOW_THROUGHPUT_SHARE = 0.95  # "reaches the ceiling within 5 %"
 SLOW_P99_FACTOR = 2.0
 MEMORY_GROWTH_MAX = 0.10
@@ -82,16 +90,25 @@ def main_targets(results: RoundResults) -> list[Target]:
                     None if share is None else share >= minimum,
                 )
             )
-    ours = results.runs.get((OURS, LIST))
-    # "p99 no worse than any peer's": the framework peers. The raw reference's p99 is in the
-    # table beside it, but it is the limit being approached, not a peer to beat.
-    for peer in FRAMEWORK_PEERS:
-        theirs = results.runs.get((peer, LIST))
+    # "The lowest p99 of the framework stacks", on every endpoint. The raw reference's p99 is
+    # in the table beside it, but it is the limit being approached, not a peer to beat.
+    for endpoint in ENDPOINTS:
+        ours = results.runs.get((OURS, endpoint))
+        theirs = {
+            peer: median_of(runs, "p99_ms")
+            for peer in FRAMEWORK_PEERS
+            if (runs := results.runs.get((peer, endpoint)))
+        }
         if not ours or not theirs:
             continue
-        mine, their = median_of(ours, "p99_ms"), median_of(theirs, "p99_ms")
+        mine = median_of(ours, "p99_ms")
+        best_peer = min(theirs, key=theirs.__getitem__)
         targets.append(
-            Target(f"{LIST}: p99 ≤ {peer}'s", f"{mine:.2f} vs {their:.2f} ms", mine <= their)
+            Target(
+                f"{endpoint}: the lowest p99 of the framework stacks",
+                f"{mine:.2f} ms; best peer {best_peer} {theirs[best_peer]:.2f} ms",
+                mine <= theirs[best_peer],
+            )
         )
     return targets
 
@@ -160,7 +177,7 @@ def memory_section(result: MemoryResult) -> tuple[str, Target]:
     return "\n".join(lines), target
 
 
-def scaling_section(results: dict[int, list[LoadResult]]) -> str:
+def scaling_section(results: dict[int, list[LoadResult]]) -> tuple[str, Target]:
     lines = [
         "| uvicorn workers | req/s per run | req/s (median) | p99 ms |",
         "| ---: | --- | ---: | ---: |",
@@ -171,7 +188,10 @@ def scaling_section(results: dict[int, list[LoadResult]]) -> str:
         lines.append(f"| {workers} | {per_run} | {rps:.0f} | {p99:.2f} |")
     share = median_of(results[2], "rps") / median_of(results[1], "rps")
     lines.append(f"\n2 workers ÷ 1 worker: **{share:.2f}x**")
-    return "\n".join(lines)
+    target = Target(
+        f"{LIST}: 2 workers ≥ {SCALING_MIN}x 1 worker", f"{share:.2f}x", share >= SCALING_MIN
+    )
+    return "\n".join(lines), target
 
 
 def targets_table(targets: list[Target]) -> str:

@@ -66,8 +66,9 @@ def main() -> int:
         )
         findings.targets.append(target)
     if OURS in options.stacks and "scaling" not in options.skip:
-        text = report.scaling_section(scenarios.scaling(bench, progress))
+        text, target = report.scaling_section(scenarios.scaling(bench, progress))
         findings.sections.append(("Scaling: our app, 1 vs 2 uvicorn workers, GET /api/posts", text))
+        findings.targets.append(target)
 
     document = render(stamp, plan, options.quick, time.monotonic() - started, findings)
     RESULTS.mkdir(exist_ok=True)

@@ -67,6 +67,12 @@ STACKS = (
         },
     ),
     Stack("fastapi", "FastAPI + AsyncSession (ORM) + asyncpg", 18102, "fastapi_app:app"),
+    Stack(
+        "fastapi_fast",
+        "FastAPI written for speed on our data layer: Core, autocommit, pydantic-core",
+        18106,
+        "fastapi_fast:app",
+    ),
     Stack("quart", "Quart + AsyncSession (ORM) + asyncpg", 18103, "quart_app:app"),
     Stack(
         "flask_sync",

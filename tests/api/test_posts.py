@@ -1,8 +1,10 @@
 """The posts API: keyset pages, writing with a bearer token, reading and deleting."""
 
 import asyncio
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 from support.accounts import ApiUser
 
 
@@ -21,6 +23,48 @@ async def test_a_new_post_has_its_author_from_the_token_and_a_location(client, a
     assert post["created_at"].endswith("Z")
     assert response.headers["Location"] == f"/api/posts/{post['id']}"
     assert (await client.get(response.headers["Location"])).json() == post
+
+
+@contextmanager
+def database_traffic(app):
+    """Counts what the app asks of its database: connection checkouts and statements."""
+    engine = app.extensions["database"].engine.sync_engine
+    seen = {"checkouts": 0, "statements": 0}
+
+    def checked_out(*_):
+        seen["checkouts"] += 1
+
+    def executed(*_):
+        seen["statements"] += 1
+
+    event.listen(engine, "checkout", checked_out)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", checked_out)
+        event.remove(engine, "before_cursor_execute", executed)
+
+
+async def test_a_write_checks_its_token_and_inserts_in_one_statement(app, client, alice):
+    with database_traffic(app) as seen:
+        await write(client, alice, "one round trip")
+    assert seen == {"checkouts": 1, "statements": 1}
+
+
+@pytest.mark.parametrize("body", ["   ", "x" * 281])
+async def test_a_bad_token_is_a_401_even_with_a_bad_body(client, alice, body):
+    response = await client.post(
+        "/api/posts", json={"body": body}, headers={"Authorization": "Bearer nope"}
+    )
+    assert response.status_code == 401
+
+
+async def test_a_refused_write_writes_nothing(client, alice):
+    await client.delete("/api/tokens", headers=alice.auth)
+    response = await client.post("/api/posts", json={"body": "too late"}, headers=alice.auth)
+    assert response.status_code == 401
+    assert (await client.get("/api/posts")).json()["items"] == []
 
 
 async def test_the_author_cannot_be_chosen_in_the_body(client, alice, bob):

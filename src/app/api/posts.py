@@ -13,14 +13,13 @@ from ..ratelimit import not_rate_limited
 from ..store.posts import (
     NotAuthor,
     PostRow,
-    create_post,
+    create_post_for_token,
     delete_post,
     find_post,
     select_posts_older,
 )
-from ..store.tokens import UserRef
 from . import bp
-from .contract import operation
+from .contract import Bearer, operation
 from .problems import APIProblem
 from .responses import json_response, no_content
 from .schemas import (
@@ -61,10 +60,11 @@ async def list_posts(query: PageQuery) -> Response:
     tag="posts",
 )
 @not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
-async def write_post(user: UserRef, body: PostCreate) -> Response:
+async def write_post(bearer: Bearer, body: PostCreate) -> Response:
     """Write a post as the token's user."""
     async with db.connect() as conn:
-        row = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+        found = await create_post_for_token(conn, token_hash=bearer.digest, body=body.body)
+    row = bearer.accept(found)
     live.post_created(row)
     post = PostPublic(*row)
     location = url_for("api.get_post", post_id=post.id)
@@ -89,15 +89,16 @@ async def get_post(post_id: int) -> Response:
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
 @not_rate_limited("only an author deletes, and only their own posts")
-async def remove_post(user: UserRef, post_id: int) -> Response:
+async def remove_post(bearer: Bearer, post_id: int) -> Response:
     """Delete one of your own posts."""
-    if post_id > MAX_ID:
-        raise no_such_post()
-    try:
-        async with db.connect() as conn:
+    async with db.connect() as conn:
+        user = await bearer.user(conn)
+        if post_id > MAX_ID:
+            raise no_such_post()
+        try:
             deleted = await delete_post(conn, post_id=post_id, author_id=user.id)
-    except NotAuthor:
-        raise APIProblem(403, "Only its author can delete a post.") from None
+        except NotAuthor:
+            raise APIProblem(403, "Only its author can delete a post.") from None
     if not deleted:
         raise no_such_post()
     live.post_deleted(post_id)

@@ -12,10 +12,10 @@ from ..models import is_username
 from ..passwords import verify_password
 from ..ratelimit import limited_by_address, not_rate_limited
 from ..sign_in_throttle import record_failed_sign_in, record_sign_in, refuse_if_throttled
-from ..store.tokens import UserRef, issue_token, revoke_token
+from ..store.tokens import issue_token, revoke_live_token
 from ..store.users import find_user_by_username, update_password_hash
 from . import bp
-from .contract import BASIC_CHALLENGE, operation
+from .contract import BASIC_CHALLENGE, Bearer, operation
 from .problems import APIProblem
 from .responses import json_response, no_content
 from .schemas import Problem, TokenIssued
@@ -50,8 +50,8 @@ async def create_token(credentials: Authorization) -> Response:
 @bp.delete("/tokens")
 @operation(auth="bearer", responses={204: None, 401: Problem}, tag="tokens")
 @not_rate_limited("it only revokes the caller's own token")
-async def delete_token(user: UserRef, token: str) -> Response:
+async def delete_token(bearer: Bearer) -> Response:
     """Revoke the bearer token this request carries."""
     async with db.connect() as conn:
-        await revoke_token(conn, token)
+        bearer.accept(await revoke_live_token(conn, bearer.digest))
     return no_content()

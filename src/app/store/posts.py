@@ -16,12 +16,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
-from ..models import Post, User
+from ..models import Post, Token, User, utc_now
 
 
 class NotAuthor(Exception):
@@ -66,6 +67,31 @@ _insert = (
     insert(Post)
     .values(body=bindparam("body"), author_id=bindparam("author_id"))
     .returning(Post.id, Post.created_at)
+)
+# A write on a bearer token's word: the token's check, the insert, the author's name (and on
+# PostgreSQL the live timeline's notification) in one statement, one round trip. No row
+# back means no live token sent it, and nothing was written.
+_token_holder = select(bindparam("body", type_=String), Token.user_id).where(
+    Token.token_hash == bindparam("token_hash"), Token.expires_at > bindparam("now")
+)
+# Written out: SQLAlchemy does not correlate a subquery in RETURNING with the inserted row.
+_username_of_author = literal_column(
+    "(SELECT users.username FROM users WHERE users.id = posts.author_id)", String
+).label("author")
+_insert_for_token = (
+    insert(Post)
+    .from_select(["body", "author_id"], _token_holder)
+    .returning(Post.id, Post.created_at, _username_of_author)
+)
+_insert_for_token_and_notify = (
+    insert(Post)
+    .from_select(["body", "author_id"], _token_holder)
+    .returning(
+        Post.id,
+        Post.created_at,
+        _username_of_author,
+        func.pg_notify(LIVE_CHANNEL, literal("post:") + cast(Post.id, String)),
+    )
 )
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
 _oldest_after = (
@@ -133,6 +159,21 @@ async def create_post(
     params = {"body": body, "author_id": author_id}
     statement = _insert_and_notify if conn.dialect.name == "postgresql" else _insert
     post_id, created_at, *_ = (await conn.execute(statement, params)).one()
+    return post_id, body, author, created_at
+
+
+async def create_post_for_token(
+    conn: AsyncConnection, *, token_hash: str, body: str
+) -> tuple[int, str, str, datetime] | None:
+    """Insert a post by the user of the live token whose digest is ``token_hash``, and return
+    it as a read does; None, with nothing written, if there is no such token."""
+    params = {"body": body, "token_hash": token_hash, "now": utc_now()}
+    postgres = conn.dialect.name == "postgresql"
+    statement = _insert_for_token_and_notify if postgres else _insert_for_token
+    row = (await conn.execute(statement, params)).first()
+    if row is None:
+        return None
+    post_id, created_at, author, *_ = row
     return post_id, body, author, created_at
 
 

@@ -67,8 +67,17 @@ async def find_token_user(conn: AsyncConnection, token: str) -> UserRef | None:
     return UserRef(row.id, row.username) if row is not None else None
 
 
-async def revoke_token(conn: AsyncConnection, token: str) -> None:
-    await conn.execute(delete(Token).where(Token.token_hash == digest(token)))
+_revoke_live = (
+    delete(Token)
+    .where(Token.token_hash == bindparam("token_hash"), Token.expires_at > bindparam("now"))
+    .returning(Token.id)
+)
+
+
+async def revoke_live_token(conn: AsyncConnection, token_hash: str) -> int | None:
+    """Revoke the live token whose digest is ``token_hash``: its id, or None if there is none."""
+    params = {"token_hash": token_hash, "now": utc_now()}
+    return (await conn.execute(_revoke_live, params)).scalar()
 
 
 async def revoke_all_tokens(conn: AsyncConnection, user_id: int) -> None:
