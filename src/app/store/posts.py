@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
-    Integer,
     Row,
     Select,
     String,
@@ -43,14 +42,28 @@ def _posts(*conditions: object) -> Select[int, str, str, datetime]:
 
 
 def _newest(*conditions: object) -> Select[int, str, str, datetime]:
-    # The LIMIT is written into the SQL, not sent as a parameter: with a parameter there,
-    # PostgreSQL plans the statement again on every execution (about 0.1 ms, more than the
-    # query itself); written in, each page size gets one prepared statement and a cached plan.
-    return (
-        _posts(*conditions)
-        .order_by(Post.id.desc())
-        .limit(bindparam("limit", type_=Integer, literal_execute=True))
-    )
+    return _posts(*conditions).order_by(Post.id.desc())
+
+
+_limited_statements: dict[tuple[int, int], Select[int, str, str, datetime]] = {}
+
+
+def _limited(
+    statement: Select[int, str, str, datetime], limit: int
+) -> Select[int, str, str, datetime]:
+    """``statement`` with its LIMIT written into the SQL, built once per page size.
+
+    Not a parameter: with one there, PostgreSQL plans the statement again on every execution
+    (about 0.1 ms, more than the query itself). Not a ``literal_execute`` parameter either:
+    SQLAlchemy would then rewrite the compiled SQL on every execution. Written in, each page
+    size is one entry in SQLAlchemy's compiled cache and one prepared statement with its plan.
+    Page sizes are bounded by validation, so this holds a few hundred statements at most.
+    """
+    key = (id(statement), limit)
+    found = _limited_statements.get(key)
+    if found is None:
+        found = _limited_statements[key] = statement.limit(literal_column(str(int(limit))))
+    return found
 
 
 # Built once: SQLAlchemy then finds their compiled SQL in its cache on every request.
@@ -94,11 +107,7 @@ _insert_for_token_and_notify = (
     )
 )
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
-_oldest_after = (
-    _posts(Post.id > bindparam("after"))
-    .order_by(Post.id)
-    .limit(bindparam("limit", type_=Integer, literal_execute=True))
-)
+_oldest_after = _posts(Post.id > bindparam("after")).order_by(Post.id)
 
 # On PostgreSQL a write also notifies the live timeline's listeners, in the same statement:
 # the notification goes out when, and only if, the write commits (see live/listener.py).
@@ -129,26 +138,26 @@ async def select_posts_older(
     conn: AsyncConnection, *, limit: int, before: int | None = None, author_id: int | None = None
 ) -> Sequence[PostRow]:
     """Up to ``limit`` posts, newest first, older than the post ``before`` if given."""
-    params = {"limit": limit, "before": before, "author_id": author_id}
+    params = {"before": before, "author_id": author_id}
     if author_id is None:
         statement = _newest_first if before is None else _newest_before
     else:
         statement = _authors_newest if before is None else _authors_newest_before
-    return (await conn.execute(statement, params)).all()
+    return (await conn.execute(_limited(statement, limit), params)).all()
 
 
 async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[PostRow]:
     """Up to ``limit`` posts newer than the post ``after``, oldest first."""
-    return (await conn.execute(_oldest_after, {"after": after, "limit": limit})).all()
+    return (await conn.execute(_limited(_oldest_after, limit), {"after": after})).all()
 
 
 async def select_posts_page(
     conn: AsyncConnection, *, page: int, per_page: int, author_id: int | None = None
 ) -> tuple[Sequence[PostRow], bool]:
     """Page ``page`` (from 1) of posts, newest first, and whether an older page exists."""
-    params = {"limit": per_page + 1, "offset": (page - 1) * per_page, "author_id": author_id}
+    params = {"offset": (page - 1) * per_page, "author_id": author_id}
     statement = _newest_page if author_id is None else _authors_newest_page
-    posts = (await conn.execute(statement, params)).all()
+    posts = (await conn.execute(_limited(statement, per_page + 1), params)).all()
     return posts[:per_page], len(posts) > per_page
 
 
