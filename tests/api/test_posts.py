@@ -27,15 +27,15 @@ async def test_a_new_post_has_its_author_from_the_token_and_a_location(client, a
 
 @contextmanager
 def database_traffic(app):
-    """Counts what the app asks of its database: connection checkouts and statements."""
+    """What the app asks of its database: connection checkouts, and the SQL it sends."""
     engine = app.extensions["database"].engine.sync_engine
-    seen = {"checkouts": 0, "statements": 0}
+    seen = {"checkouts": 0, "statements": []}
 
     def checked_out(*_):
         seen["checkouts"] += 1
 
-    def executed(*_):
-        seen["statements"] += 1
+    def executed(_conn, _cursor, statement, *_):
+        seen["statements"].append(statement)
 
     event.listen(engine, "checkout", checked_out)
     event.listen(engine, "before_cursor_execute", executed)
@@ -49,7 +49,15 @@ def database_traffic(app):
 async def test_a_write_checks_its_token_and_inserts_in_one_statement(app, client, alice):
     with database_traffic(app) as seen:
         await write(client, alice, "one round trip")
-    assert seen == {"checkouts": 1, "statements": 1}
+    assert seen["checkouts"] == 1 and len(seen["statements"]) == 1
+
+
+async def test_the_page_size_is_written_into_the_sql_not_sent_as_a_parameter(app, client):
+    # A parameter there makes PostgreSQL plan the query again on every execution.
+    with database_traffic(app) as seen:
+        await client.get("/api/posts?limit=7")
+        await client.get("/api/posts?limit=7&cursor=zz")
+    assert all(statement.rstrip().endswith("LIMIT 8") for statement in seen["statements"])
 
 
 @pytest.mark.parametrize("body", ["   ", "x" * 281])
