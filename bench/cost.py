@@ -44,10 +44,10 @@ RISE_ALLOWED = 0.10
 def serve_requests(endpoint: str, count: int) -> None:
     """Start the app on its ASGI lifespan, warm up, send ``count`` requests, stop."""
     sys.path.insert(0, str(REPO / "src"))
+    import uvloop  # what uvicorn runs the app on (--loop uvloop)
+
     from app import create_asgi_app
     from app.config import Settings
-
-    import uvloop  # what uvicorn runs the app on (--loop uvloop)
 
     app = create_asgi_app(Settings())  # from the environment the outer run sets
     uvloop.run(_drive(app, endpoint, count))
@@ -204,7 +204,12 @@ async def _create_database(database_url: str, token: str) -> None:
         await admin.close()
     migrate = [str(VENV_BIN / "alembic"), "upgrade", "head"]
     env = {**os.environ, "DATABASE_URL": database_url}
-    subprocess.run(migrate, cwd=REPO, env=env, check=True, capture_output=True)
+    process = await asyncio.create_subprocess_exec(
+        *migrate, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"migrations failed:\n{errors.decode()[-3000:]}")
     conn = await asyncpg.connect(f"{SERVER}/{DATABASE}")
     try:
         user_id = await conn.fetchval(
@@ -244,14 +249,18 @@ def _load(path: Path | None) -> dict[str, int]:
 def too_costly(figures: dict[str, int], baseline: dict[str, int]) -> list[str]:
     return [
         f"{endpoint}: {figures[endpoint]:,} instructions a request, "
-        f"{figures[endpoint] / baseline[endpoint] - 1:+.1%} on the baseline's {baseline[endpoint]:,}"
+        f"{figures[endpoint] / baseline[endpoint] - 1:+.1%} "
+        f"on the baseline's {baseline[endpoint]:,}"
         for endpoint in figures
         if endpoint in baseline and figures[endpoint] > baseline[endpoint] * (1 + RISE_ALLOWED)
     ]
 
 
 def render(figures: dict[str, int], baseline: dict[str, int]) -> str:
-    lines = ["| endpoint | instructions a request | baseline | change |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "| endpoint | instructions a request | baseline | change |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for endpoint, count in figures.items():
         was = baseline.get(endpoint)
         change = f"{count / was - 1:+.1%}" if was else ""
