@@ -25,10 +25,11 @@ from support.processes import missing, pgbouncer_in_front_of
 from app import create_app
 
 TESTS = Path(__file__).resolve().parent
-# Through PgBouncer, the API's resource suites run a third time; elsewhere it adds nothing.
+# Through PgBouncer, the API's resource suites (and the hot statements' own) run a third time;
+# elsewhere it adds nothing.
 PGBOUNCER_SUITES = {
     TESTS / "api" / name for name in ("test_posts.py", "test_tokens.py", "test_users.py")
-}
+} | {TESTS / "database" / "test_hot_statements.py"}
 
 
 @pytest.fixture(scope="session")

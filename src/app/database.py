@@ -29,6 +29,10 @@ from .database_url import asyncpg_connect_args, hide_password
 
 log = logging.getLogger(__name__)
 
+# A pooled connection's info holds its asyncpg connection under this key when statements may
+# go straight to the driver (autocommit, no pooler in front): see store/prepared.py.
+DIRECT_DRIVER = "asyncpg_direct"
+
 # Pooled connections are in autocommit mode (see Database.connect); begin() switches one to this.
 TRANSACTION_ISOLATION = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
 
@@ -73,6 +77,10 @@ def _drop_the_socket(dbapi_connection: Any, _record: Any, _exception: Any) -> No
     the server to confirm a cancelled query: on a frozen server, all of that comes before the
     request may answer its 503. The polite close that follows finds it closed, and returns."""
     dbapi_connection._connection.terminate()
+
+
+def _offer_the_driver(dbapi_connection: Any, record: Any) -> None:
+    record.info[DIRECT_DRIVER] = dbapi_connection.driver_connection
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -145,6 +153,8 @@ class Database:
             slot.engine = make_engine(slot.settings)
         else:
             slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
+            if slot.engine.dialect.driver == "asyncpg":
+                event.listen(slot.engine.sync_engine, "connect", _offer_the_driver)
         settings = slot.settings
         pool_size, max_overflow = settings.connection_budget
         log.info(

@@ -21,7 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
-from ..models import Post, Token, User, utc_now
+from ..models import Post, Token, User, UTCDateTime, utc_now
+from .prepared import Prepared
 
 
 class NotAuthor(Exception):
@@ -45,12 +46,10 @@ def _newest(*conditions: object) -> Select[int, str, str, datetime]:
     return _posts(*conditions).order_by(Post.id.desc())
 
 
-_limited_statements: dict[tuple[int, int], Select[int, str, str, datetime]] = {}
+_limited_statements: dict[tuple[int, int], Prepared] = {}
 
 
-def _limited(
-    statement: Select[int, str, str, datetime], limit: int
-) -> Select[int, str, str, datetime]:
+def _limited(statement: Select[int, str, str, datetime], limit: int) -> Prepared:
     """``statement`` with its LIMIT written into the SQL, built once per page size.
 
     Not a parameter: with one there, PostgreSQL plans the statement again on every execution
@@ -62,12 +61,13 @@ def _limited(
     key = (id(statement), limit)
     found = _limited_statements.get(key)
     if found is None:
-        found = _limited_statements[key] = statement.limit(literal_column(str(int(limit))))
+        limited = statement.limit(literal_column(str(int(limit))))
+        found = _limited_statements[key] = Prepared(limited)
     return found
 
 
 # Built once: SQLAlchemy then finds their compiled SQL in its cache on every request.
-_by_id = _posts(Post.id == bindparam("post_id"))
+_by_id = Prepared(_posts(Post.id == bindparam("post_id")))
 _newest_first = _newest()
 _newest_before = _newest(Post.id < bindparam("before"))
 _authors_newest = _newest(Post.author_id == bindparam("author_id"))
@@ -84,21 +84,21 @@ _insert = (
 # A write on a bearer token's word: the token's check, the insert, the author's name (and on
 # PostgreSQL the live timeline's notification) in one statement, one round trip. No row
 # back means no live token sent it, and nothing was written.
-_token_holder = select(bindparam("body", type_=String), Token.user_id).where(
-    Token.token_hash == bindparam("token_hash"), Token.expires_at > bindparam("now")
-)
+_token_holder = select(
+    bindparam("body", type_=String), Token.user_id, bindparam("created_at", type_=UTCDateTime)
+).where(Token.token_hash == bindparam("token_hash"), Token.expires_at > bindparam("now"))
 # Written out: SQLAlchemy does not correlate a subquery in RETURNING with the inserted row.
 _username_of_author = literal_column(
     "(SELECT users.username FROM users WHERE users.id = posts.author_id)", String
 ).label("author")
-_insert_for_token = (
+_insert_for_token = Prepared(
     insert(Post)
-    .from_select(["body", "author_id"], _token_holder)
+    .from_select(["body", "author_id", "created_at"], _token_holder)
     .returning(Post.id, Post.created_at, _username_of_author)
 )
-_insert_for_token_and_notify = (
+_insert_for_token_and_notify = Prepared(
     insert(Post)
-    .from_select(["body", "author_id"], _token_holder)
+    .from_select(["body", "author_id", "created_at"], _token_holder)
     .returning(
         Post.id,
         Post.created_at,
@@ -131,7 +131,7 @@ def _delete_and_notify(post_id: int, author_id: int) -> Select[int, str]:
 
 
 async def find_post(conn: AsyncConnection, post_id: int) -> PostRow | None:
-    return (await conn.execute(_by_id, {"post_id": post_id})).first()
+    return await _by_id.first(conn, {"post_id": post_id})  # type: ignore[no-any-return]
 
 
 async def select_posts_older(
@@ -143,12 +143,12 @@ async def select_posts_older(
         statement = _newest_first if before is None else _newest_before
     else:
         statement = _authors_newest if before is None else _authors_newest_before
-    return (await conn.execute(_limited(statement, limit), params)).all()
+    return await _limited(statement, limit).rows(conn, params)
 
 
 async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[PostRow]:
     """Up to ``limit`` posts newer than the post ``after``, oldest first."""
-    return (await conn.execute(_limited(_oldest_after, limit), {"after": after})).all()
+    return await _limited(_oldest_after, limit).rows(conn, {"after": after})
 
 
 async def select_posts_page(
@@ -157,7 +157,7 @@ async def select_posts_page(
     """Page ``page`` (from 1) of posts, newest first, and whether an older page exists."""
     params = {"offset": (page - 1) * per_page, "author_id": author_id}
     statement = _newest_page if author_id is None else _authors_newest_page
-    posts = (await conn.execute(_limited(statement, per_page + 1), params)).all()
+    posts = await _limited(statement, per_page + 1).rows(conn, params)
     return posts[:per_page], len(posts) > per_page
 
 
@@ -176,10 +176,11 @@ async def create_post_for_token(
 ) -> tuple[int, str, str, datetime] | None:
     """Insert a post by the user of the live token whose digest is ``token_hash``, and return
     it as a read does; None, with nothing written, if there is no such token."""
-    params = {"body": body, "token_hash": token_hash, "now": utc_now()}
+    now = utc_now()
+    params = {"body": body, "token_hash": token_hash, "now": now, "created_at": now}
     postgres = conn.dialect.name == "postgresql"
     statement = _insert_for_token_and_notify if postgres else _insert_for_token
-    row = (await conn.execute(statement, params)).first()
+    row = await statement.first(conn, params)
     if row is None:
         return None
     post_id, created_at, author, *_ = row

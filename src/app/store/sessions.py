@@ -9,9 +9,10 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import BrowserSession, User, utc_now
+from .prepared import Prepared
 from .tokens import UserRef, digest
 
-_user_for_session = (
+_user_for_session = Prepared(
     select(User.id, User.username)
     .join(BrowserSession, BrowserSession.user_id == User.id)
     .where(
@@ -39,8 +40,8 @@ async def start_session(
 async def find_session_user(conn: AsyncConnection, token: str) -> UserRef | None:
     """Who an unexpired, not-ended session belongs to, or None."""
     params = {"token_hash": digest(token), "now": utc_now()}
-    row = (await conn.execute(_user_for_session, params)).first()
-    return UserRef(row.id, row.username) if row is not None else None
+    row = await _user_for_session.first(conn, params)
+    return UserRef(row[0], row[1]) if row is not None else None
 
 
 async def end_session(conn: AsyncConnection, token: str) -> None:

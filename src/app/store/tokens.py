@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Token, User, utc_now
+from .prepared import Prepared
 
 MAX_LIVE_TOKENS = 10
 
@@ -28,7 +29,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_user_for_token = (
+_user_for_token = Prepared(
     select(User.id, User.username)
     .join(Token, Token.user_id == User.id)
     .where(Token.token_hash == bindparam("token_hash"), Token.expires_at > bindparam("now"))
@@ -63,8 +64,8 @@ async def issue_token(
 async def find_token_user(conn: AsyncConnection, token: str) -> UserRef | None:
     """The user of an unexpired ``token``, or None."""
     params = {"token_hash": digest(token), "now": utc_now()}
-    row = (await conn.execute(_user_for_token, params)).first()
-    return UserRef(row.id, row.username) if row is not None else None
+    row = await _user_for_token.first(conn, params)
+    return UserRef(row[0], row[1]) if row is not None else None
 
 
 _revoke_live = (
