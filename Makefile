@@ -11,7 +11,7 @@ LIB := flask-greenlet
 LIB_BIN := $(LIB)/.venv/bin
 LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout loadtest lock clean
+.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout cost cost-check loadtest lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ $(LIB)/.venv/.bench-installed: $(LIB_INSTALLED)
 
 bench-adopters: $(LIB)/.venv/.bench-installed  ## flask-greenlet against a2wsgi, asgiref, gunicorn threads and Quart
 	cd $(LIB) && .venv/bin/python bench/adopters.py $(BENCH_ARGS)
+
+cost: install  ## instructions a request on each hot endpoint, under valgrind (about 100 s)
+	$(BIN)/python bench/cost.py
+
+cost-check: install  ## fail if a hot endpoint costs over 10 % more instructions than bench/cost-baseline.json
+	$(BIN)/python bench/cost.py --check bench/cost-baseline.json
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)

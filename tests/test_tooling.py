@@ -1,6 +1,8 @@
 """The developer's tools say the same as CI: pre-commit runs exactly what `make lint` runs, and
 constraints.txt is what `uv pip compile` resolves from the pyproject files."""
 
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -38,3 +40,27 @@ def test_constraints_are_what_uv_resolves_from_the_pyproject_files():
         timeout=300,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def load_bench_module(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cost_check_fails_only_on_a_rise_beyond_ten_percent():
+    cost = load_bench_module("cost")
+    baseline = {"GET /api/posts": 1_000_000, "POST /api/posts": 2_000_000}
+    within = {"GET /api/posts": 1_099_000, "POST /api/posts": 1_500_000}
+    beyond = {"GET /api/posts": 1_101_000, "POST /api/posts": 2_000_000}
+    assert cost.too_costly(within, baseline) == []
+    (complaint,) = cost.too_costly(beyond, baseline)
+    assert complaint.startswith("GET /api/posts: 1,101,000") and "+10.1%" in complaint
+
+
+def test_the_committed_cost_baseline_names_every_hot_endpoint():
+    cost = load_bench_module("cost")
+    baseline = json.loads((ROOT / "bench" / "cost-baseline.json").read_text())
+    assert set(baseline) == set(cost.ENDPOINTS)
+    assert all(isinstance(count, int) and count > 100_000 for count in baseline.values())
