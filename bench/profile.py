@@ -1,6 +1,7 @@
-"""Where our app's time goes under GET /api/posts load: py-spy samples the uvicorn worker.
+"""Where a stack's time goes under GET /api/posts load: py-spy samples its uvicorn worker.
 
-Usage: ``python bench/profile.py [--seconds 10]`` after ``bench/run.py`` has made the database.
+Usage: ``python bench/profile.py [--seconds 10] [--stack fastapi_fast]`` after ``bench/run.py``
+has made the database; our app unless ``--stack`` names another.
 Writes collapsed stacks (for flame graph tools) to bench/results/ and prints the top costs.
 """
 
@@ -24,11 +25,13 @@ TOP = 25
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    seconds = parser.parse_args().seconds
+    parser.add_argument("--stack", default=OURS, choices=sorted(STACKS_BY_NAME))
+    options = parser.parse_args()
+    seconds = options.seconds
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    stacks_file = RESULTS / f"{stamp}-profile.txt"
+    stacks_file = RESULTS / f"{stamp}-profile-{options.stack}.txt"
     RESULTS.mkdir(exist_ok=True)
-    stack = STACKS_BY_NAME[OURS]
+    stack = STACKS_BY_NAME[options.stack]
     log = RESULTS / f"{stamp}-logs" / "profile.log"
     with Server(stack, databases.url(databases.FAST_DB), log) as server:
         url = f"{server.base_url}/api/posts?limit=20"
