@@ -48,12 +48,17 @@ class SessionUser(UserMixin):
 
 
 @bp.before_app_request
-async def load_signed_in_user() -> None:
+def load_signed_in_user() -> None:
+    # A sync hook: an async one costs every request (API and probes included) a trip to the
+    # event loop and back, though only a browser with a session cookie has anything to load.
     if request.blueprint in NOT_BROWSER_BLUEPRINTS or request.endpoint == "static":
         return
     token = session.get(SESSION_ID)
-    if token is None:
-        return
+    if token is not None:
+        current_app.ensure_sync(_load_session_owner)(token)
+
+
+async def _load_session_owner(token: str) -> None:
     async with db.connect() as conn:
         owner = await find_session_user(conn, token)
     if owner is None:  # ended on the server, or expired: this browser is signed out
