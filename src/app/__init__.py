@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from flask_greenlet import AsyncFlask
@@ -13,6 +12,9 @@ from .config import Settings
 from .database import db
 from .draining import drain
 from .live import live
+from .observability.access import note_route_of_each_request
+from .observability.logs import configure_logging
+from .observability.metrics import metrics
 from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
 
@@ -27,7 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     settings = settings or Settings()
     app = AsyncFlask(__name__, instance_path=str(settings.instance_path))
     app.config.from_mapping(_flask_config(settings), **overrides)
-    _configure_logging(app)
+    configure_logging(settings)
 
     db.init_app(app, settings)
     drain.init_app(app)
@@ -62,6 +64,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     register_error_handlers(app)
     security.init_app(app, production=settings.is_production)
     cli.register_commands(app)
+    metrics.init_app(app, settings)
+    metrics.sample(app, pool=db.connections_in_use, subscribers=live.subscriber_count)
+    note_route_of_each_request(app)
     return app
 
 
@@ -97,10 +102,3 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "SESSION_REFRESH_EACH_REQUEST": False,  # a sign-in ends when it ends; it never slides
         "TESTING": settings.app_env == "test",
     }
-
-
-def _configure_logging(app: AsyncFlask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=1, ge=1)
     allowed_hosts: str = ""  # comma-separated; ".example.com" also allows its subdomains
     flask_debug: bool = False
+    log_format: Literal["json", "text"] | None = None  # json in production, text elsewhere
+    access_log: bool = True  # one line a request, written by the app (uvicorn's stays off)
+    metrics_token: SecretStr | None = None  # for /metrics; unset, production serves none
 
     @model_validator(mode="before")
     @classmethod
@@ -121,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def logs_as_json(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.is_production
 
     @property
     def is_sqlite(self) -> bool:
@@ -199,6 +206,12 @@ def _require_production_secrets(settings: Settings) -> None:
         raise ConfigurationError(
             "APP_ENV=production needs ALLOWED_HOSTS: the host names this app answers to, "
             "comma-separated (e.g. myapp.herokuapp.com,www.example.com)"
+        )
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if token is not None and is_weak_secret(token):
+        raise ConfigurationError(
+            f"METRICS_TOKEN must be a random string of at least {MIN_SECRET_KEY_LENGTH} "
+            f"characters (or unset, which turns /metrics off)"
         )
     if settings.flask_debug:
         raise ConfigurationError("APP_ENV=production refuses to start with FLASK_DEBUG on")

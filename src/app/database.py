@@ -26,6 +26,8 @@ from sqlalchemy.pool import NullPool
 
 from .config import Settings
 from .database_url import asyncpg_connect_args, hide_password
+from .observability.metrics import metrics
+from .observability.requests import note_database_turn
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,11 @@ class Database:
         slot: _EngineSlot = app.extensions["database"]
         return slot.expected_wait() > slot.settings.db_queue_max_wait
 
+    def connections_in_use(self, app: AsyncFlask) -> tuple[int, int]:
+        """(how many turns this worker has, how many are taken): its share of the pool."""
+        slot: _EngineSlot = app.extensions["database"]
+        return slot.capacity, slot.capacity - slot.turns._value
+
     @property
     def engine(self) -> AsyncEngine:
         engine = _slot().engine
@@ -198,7 +205,9 @@ class _EngineSlot:
             raise DatabaseDown("the database failed to connect a moment ago")
         if not self.turns.locked():
             await self.turns.acquire()
+            metrics.pool_waited(0.0)
             return loop.time()
+        asked = loop.time()
         # Under overload, everyone in a first-come queue waits about as long as the queue is,
         # and then times out together. Whoever would wait longer than DB_QUEUE_MAX_WAIT is
         # turned away now, with a quick 503, so the requests let in stay fast.
@@ -219,7 +228,10 @@ class _EngineSlot:
         if self.down_until and loop.time() < self.down_until:  # it went down while we waited
             self.turns.release()
             raise DatabaseDown("the database failed to connect a moment ago")
-        return loop.time()
+        began = loop.time()
+        metrics.pool_waited(began - asked)
+        note_database_turn(began - asked, 0.0)
+        return began
 
     def expected_wait(self) -> float:
         """How long a newcomer would wait for a turn, from the queue and the mean hold."""
@@ -229,6 +241,7 @@ class _EngineSlot:
 
     def end_turn(self, began: float) -> None:
         held = asyncio.get_running_loop().time() - began
+        note_database_turn(0.0, held)
         self.mean_hold += (held - self.mean_hold) * (0.05 if self.mean_hold else 1.0)
         self.turns.release()
 

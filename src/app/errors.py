@@ -15,6 +15,8 @@ from werkzeug.exceptions import (
 
 from .api.problems import APIProblem, problem_response
 from .database import DATABASE_FAILURES, DatabaseBusy, database_unavailable
+from .observability.metrics import metrics
+from .observability.requests import current_request_id
 from .occasionally import Occasionally
 from .passwords import PasswordBudgetExhausted
 from .paths import is_api_path
@@ -51,16 +53,19 @@ def _http_error(error: HTTPException) -> Response | tuple[str, int, dict[str, st
     if isinstance(error, SecurityError):  # an untrusted Host: no URL can be built for a page
         return Response("Bad Request: this host is not served here.\n", 400, mimetype="text/plain")
     headers = {k: v for k, v in error.get_headers() if k.lower() == "retry-after"}
-    return render_template("error.html", error=error), status, headers
+    page = render_template("error.html", error=error, request_id=current_request_id())
+    return page, status, headers
 
 
 def _database_busy(error: DatabaseBusy) -> Response | tuple[str, int, dict[str, str]]:
+    metrics.shed("database_queue")
     if _database_busy_said():
         log.warning("database queue full (%.2f s to wait): answering 503", error.args[0])
     return _http_error(ServiceUnavailable("The service is busy; try again shortly.", retry_after=1))
 
 
 def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int, dict[str, str]]:
+    metrics.shed("password_queue")
     return _http_error(
         ServiceUnavailable("Too many sign-ins at once; try again shortly.", retry_after=1)
     )
@@ -68,6 +73,7 @@ def _passwords_busy(error: PasswordBudgetExhausted) -> Response | tuple[str, int
 
 def _rate_limited(error: RateLimited) -> Response | tuple[str, int, dict[str, str]]:
     log.info("rate limit %s hit by %s", error.rule.name, request.remote_addr)
+    metrics.rate_limited(error.rule.name)
     return _http_error(TooManyRequests(error.message, retry_after=error.retry_after))
 
 

@@ -19,6 +19,7 @@ from flask_greenlet import AsyncFlask
 
 from .api.problems import PROBLEM_JSON, problem_body
 from .database import db
+from .observability.metrics import metrics
 from .occasionally import Occasionally
 from .paths import is_api_path
 
@@ -80,9 +81,11 @@ class LoadShedding:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] not in NEVER_SHED:
             if self.max_lag and self.lag.seconds > self.max_lag:
+                metrics.shed("overload")
                 await self._refuse(scope, send, "event loop %.0f ms behind", self.lag.seconds * 1e3)
                 return
             if db.queue_is_full(self.flask_app):
+                metrics.shed("database_queue")
                 await self._refuse(scope, send, "the queue for a database connection is full")
                 return
         await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ hashes at a time (one thread each); a request that cannot get a slot within
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_greenlet import AsyncFlask
+
+from .observability.metrics import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,14 +67,19 @@ class _HashingSlots:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         slots = self._semaphore()
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
         try:
             async with asyncio.timeout(self.queue_timeout):
                 await slots.acquire()
         except TimeoutError:
             log.warning("no password hashing slot came free in %ss", self.queue_timeout)
             raise PasswordBudgetExhausted(self.queue_timeout) from None
+        metrics.password_waited(loop.time() - asked)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._threads(), fn, *args)
+            # In a copy of the request's context, so the thread's log lines name the request.
+            context = contextvars.copy_context()
+            return await loop.run_in_executor(self._threads(), context.run, fn, *args)
         finally:
             slots.release()
 

@@ -1,5 +1,5 @@
 """What uvicorn serves: the Flask app behind the bridge, with the layers that must run before
-Flask does, outermost first: the request's id, then load shedding."""
+Flask does, outermost first: the request's record (id, access line, metrics), then shedding."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from flask_greenlet import ASGIApp, AsyncFlask
 
 from .config import Settings
+from .observability.access import Observed
+from .observability.metrics import metrics
 from .overload import LoadShedding
-from .request_ids import RequestIds
 from .security import security_headers
 
 
@@ -24,7 +25,7 @@ class ServedApp:
             max_lag_ms=settings.overload_max_lag_ms,
             headers=security_headers(production=settings.is_production),
         )
-        self._app = RequestIds(self.shedding)
+        self._app = Observed(self.shedding, metrics, access_log=settings.access_log)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self._app(scope, receive, send)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from werkzeug.datastructures import Authorization
 
 from ..database import db
+from ..observability.requests import note_user
 from ..store.tokens import UserRef, digest, find_token_user
 from .problems import APIProblem, validation_problem
 
@@ -123,6 +124,8 @@ class Bearer:
         if found is None:
             raise refused_token()
         self.accepted = True
+        if isinstance(found, UserRef):
+            note_user(found.id)
         return found
 
     async def user(self, conn: AsyncConnection) -> UserRef:

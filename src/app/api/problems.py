@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Response
 from pydantic import TypeAdapter, ValidationError
 
-from ..request_ids import current_request_id
+from ..observability.requests import current_request_id
 from .schemas import Problem, ProblemField
 
 PROBLEM_JSON = "application/problem+json"
@@ -57,7 +57,7 @@ def problem_body(
         status,
         detail=detail or None,
         errors=errors,
-        request_id=current_request_id.get(),
+        request_id=current_request_id(),
     )
     return _problem_json.dump_json(document, by_alias=True, exclude_none=True)
 

@@ -45,6 +45,10 @@ class LiveTimeline:
         app.after_serving(state.stop)
         drain.when_started(app, state.end_streams)
 
+    @staticmethod
+    def subscriber_count(app: AsyncFlask) -> int:
+        return app.extensions["live"].hub.subscribers  # type: ignore[no-any-return]
+
     @property
     def hub(self) -> Hub:
         return _state().hub

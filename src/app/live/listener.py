@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from ..observability.metrics import metrics
 from ..store.posts import LIVE_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Listener:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(LIVE_CHANNEL, self._notified)
                 if not first:
+                    metrics.listener_reconnected()
                     await self._catch_up()  # what was written while nobody here listened
                 first = False
                 self.connected.set()

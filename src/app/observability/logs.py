@@ -1,0 +1,123 @@
+"""One log format for the whole process: ours, SQLAlchemy's and uvicorn's lines alike.
+
+``LOG_FORMAT=json`` (production's default) writes one JSON object a line, through
+python-json-logger, which formats standard ``logging`` records: every library's lines come out
+the same way without changing how any of them logs. Every record made while a request runs
+carries its id (``request_id``), from whichever thread or greenlet made it. Lines are written by
+a thread of their own, so a slow log drain never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import sys
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from ..config import Settings
+from .requests import RequestRecord, current_request_id
+
+access_log = logging.getLogger("app.access")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+JSON_FIELDS = ("levelname", "name", "message", "request_id")
+RENAMED = {"levelname": "level", "name": "logger"}
+NOT_FIELDS = (*RESERVED_ATTRS, "color_message")  # uvicorn's message again, with colours
+
+_made_records = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _made_records(*args, **kwargs)
+    record.request_id = current_request_id()
+    return record
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+        return super().format(record)
+
+
+class _HandOver(QueueHandler):
+    """Hands each record to the writing thread as it is: the standard QueueHandler formats it
+    here first and keeps only the text, which would lose the JSON fields."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None
+        return record
+
+
+class _Output:
+    """The root logger's one handler, and the thread behind it."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        writer = logging.StreamHandler(sys.stderr)
+        writer.setFormatter(formatter)
+        self.handler = _HandOver(lines)
+        self.listener = QueueListener(lines, writer)
+        self.listener.start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if self.listener._thread is not None:
+            self.listener.stop()
+
+
+_output: _Output | None = None
+
+
+def configure_logging(settings: Settings) -> None:
+    """Set up the process's logging, unless something else (pytest, an app that embeds ours)
+    has configured the root logger already."""
+    global _output
+    logging.setLogRecordFactory(_record_with_request_id)
+    root = logging.getLogger()
+    if any(_output is None or handler is not _output.handler for handler in root.handlers):
+        return
+    if _output is not None:
+        root.removeHandler(_output.handler)
+        _output.stop()
+    _output = _Output(_formatter(json=settings.logs_as_json))
+    root.addHandler(_output.handler)
+    root.setLevel(logging.INFO)
+    # uvicorn gave its loggers handlers of its own format: its lines come here instead. Its
+    # access line is replaced by ours (write_access_line), which knows the route and the user.
+    uvicorn = logging.getLogger("uvicorn")
+    uvicorn.handlers.clear()
+    uvicorn.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _formatter(*, json: bool) -> logging.Formatter:
+    if not json:
+        return _TextFormatter(TEXT_FORMAT)
+    return JsonFormatter(
+        JSON_FIELDS, rename_fields=RENAMED, reserved_attrs=NOT_FIELDS, timestamp=True
+    )
+
+
+def write_access_line(record: RequestRecord, status: int, seconds: float) -> None:
+    """The request's one access line: route template, never the path or its query string."""
+    access_log.info(
+        "%s %s %s %.1fms",
+        record.method,
+        record.route or "-",
+        status,
+        seconds * 1000,
+        extra={
+            "method": record.method,
+            "route": record.route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "db_ms": round(record.db_seconds * 1000, 2),
+            "pool_wait_ms": round(record.pool_wait * 1000, 2),
+            "user_id": record.user_id,
+        },
+    )
