@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from ..models import Post, Token, User, UTCDateTime, utc_now
+from ..observability.requests import note_user
 from .prepared import Prepared
 
 
@@ -94,7 +95,7 @@ _username_of_author = literal_column(
 _insert_for_token = Prepared(
     insert(Post)
     .from_select(["body", "author_id", "created_at"], _token_holder)
-    .returning(Post.id, Post.created_at, _username_of_author)
+    .returning(Post.id, Post.created_at, _username_of_author, Post.author_id)
 )
 _insert_for_token_and_notify = Prepared(
     insert(Post)
@@ -103,6 +104,7 @@ _insert_for_token_and_notify = Prepared(
         Post.id,
         Post.created_at,
         _username_of_author,
+        Post.author_id,
         func.pg_notify(LIVE_CHANNEL, literal("post:") + cast(Post.id, String)),
     )
 )
@@ -183,7 +185,8 @@ async def create_post_for_token(
     row = await statement.first(conn, params)
     if row is None:
         return None
-    post_id, created_at, author, *_ = row
+    post_id, created_at, author, author_id, *_ = row
+    note_user(author_id)  # the token's user, for the request's log line
     return post_id, body, author, created_at
 
 

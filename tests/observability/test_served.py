@@ -1,0 +1,113 @@
+"""Read back from real uvicorn processes: production logs are one JSON object a line with one
+access line a request and no secret in any of them; a two-worker server's /metrics sums both
+workers."""
+
+import asyncio
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support.accounts import PASSWORD, login, register, register_api_user
+from support.processes import uvicorn_serving
+
+pytestmark = pytest.mark.processes
+
+METRICS_TOKEN = "metrics-token-" + "Zr8Wq3Lm6Kx1Vb9Tn4Hs7Jd2"
+ROUTER_ID = "heroku-router-id-42-abcdef"
+QUERY_SECRET = "query-secret-9f8e7d6c5b4a"
+COOKIE_SECRET = "cookie-secret-1a2b3c4d5e6f"
+
+
+def log_lines(process):
+    output = process.stdout.read().decode()
+    return [json.loads(line) for line in output.splitlines() if line.strip()], output
+
+
+async def test_production_logs_are_json_with_one_access_line_a_request_and_no_secrets(
+    database_url,
+):
+    sent = 0
+
+    async def count(_response):
+        nonlocal sent
+        sent += 1
+
+    env = {"RATE_LIMIT_REGISTER_ADDRESS": "off", "METRICS_TOKEN": METRICS_TOKEN}
+    async with uvicorn_serving(database_url, env=env) as (base_url, process):
+        async with httpx.AsyncClient(
+            base_url=base_url, event_hooks={"response": [count]}
+        ) as client:
+            await register(client, "erin")
+            await login(client, "erin")
+            session_cookies = [cookie.value for cookie in client.cookies.jar]
+            alice = await register_api_user(client, "alice")
+            await client.get(
+                f"/api/posts?access_token={QUERY_SECRET}",
+                headers={**alice.auth, "X-Request-ID": ROUTER_ID},
+            )
+            await client.post("/api/posts", json={"body": "hello"}, headers=alice.auth)
+            await client.get("/", headers={"Cookie": f"session={COOKIE_SECRET}"})
+            await client.get("/api/posts/999999")
+        await asyncio.sleep(0.5)  # the writing thread's last lines
+    lines, output = log_lines(process)
+
+    assert lines, "the server wrote no log line"
+    assert all({"timestamp", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "app.access"]
+    health_checks = [line for line in access if line["route"] == "/healthz"]  # its start-up
+    assert len(access) - len(health_checks) == sent
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]
+    [listed] = [line for line in access if line["request_id"] == ROUTER_ID]
+    assert (listed["method"], listed["route"], listed["status"]) == ("GET", "/api/posts", 200)
+    assert listed["user_id"] is None and listed["duration_ms"] >= listed["db_ms"] >= 0
+    [written] = [
+        line
+        for line in access
+        if line["method"] == "POST" and line["status"] == 201 and line["route"] == "/api/posts"
+    ]
+    assert written["user_id"] is not None
+    [missing] = [line for line in access if line["route"] == "/api/posts/<int:post_id>"]
+    assert missing["status"] == 404
+
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, alice.token, QUERY_SECRET, COOKIE_SECRET, basic, *session_cookies):
+        assert secret not in output
+
+
+async def test_two_workers_count_together_what_they_served(postgres_available):
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+    requests = 60
+    async with uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (
+        base_url,
+        process,
+    ):
+        # A connection each, closed after its request, so that both workers take some.
+        for _ in range(requests):
+            async with httpx.AsyncClient(base_url=base_url) as client:
+                assert (await client.get("/api/posts")).status_code == 200
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            scrapes = [(await client.get("/metrics", headers=auth)).text for _ in range(4)]
+        shared = Path(tempfile.gettempdir(), "microblog-metrics", str(process.pid))
+        writers = {path.name.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
+
+    assert len(writers) == 2, "both workers should have counted"
+    for text in scrapes:  # whichever worker answered the scrape
+        assert served_count(text, "/api/posts") == requests
+
+
+def served_count(text, route):
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "microblog_http_requests_total" and sample.labels["route"] == route
+    )
