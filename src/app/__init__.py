@@ -12,9 +12,10 @@ from .config import Settings
 from .database import db
 from .draining import drain
 from .live import live
-from .observability.access import note_route_of_each_request
+from .observability.access import RoutedRequest
 from .observability.logs import configure_logging
 from .observability.metrics import metrics
+from .observability.tracing import tracing
 from .passwords import password_budget
 from .ratelimit import rate_limit_rules, rate_limiter
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     """Build the Flask app from ``settings`` (default: read from the environment)."""
     settings = settings or Settings()
     app = AsyncFlask(__name__, instance_path=str(settings.instance_path))
+    app.request_class = RoutedRequest
     app.config.from_mapping(_flask_config(settings), **overrides)
     configure_logging(settings)
 
@@ -65,8 +67,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     security.init_app(app, production=settings.is_production)
     cli.register_commands(app)
     metrics.init_app(app, settings)
+    tracing.init_app(settings)
     metrics.sample(app, pool=db.connections_in_use, subscribers=live.subscriber_count)
-    note_route_of_each_request(app)
     return app
 
 

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     flask_debug: bool = False
     log_format: Literal["json", "text"] | None = None  # json in production, text elsewhere
     access_log: bool = True  # one line a request, written by the app (uvicorn's stays off)
+    otel_exporter_otlp_endpoint: str = ""  # traces go there over OTLP/HTTP; unset, none made
     metrics_token: SecretStr | None = None  # for /metrics; unset, production serves none
 
     @model_validator(mode="before")

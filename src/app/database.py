@@ -28,6 +28,7 @@ from .config import Settings
 from .database_url import asyncpg_connect_args, hide_password
 from .observability.metrics import metrics
 from .observability.requests import note_database_turn
+from .observability.tracing import statement_name, tracing
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         _create_parent_folder(url.database)
         engine = create_async_engine(url, **pool, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        if tracing.enabled:
+            _trace_statements(engine)
         return engine
     engine = create_async_engine(
         url,
@@ -68,9 +71,31 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         ),
         **options,
     )
+    if tracing.enabled:
+        _trace_statements(engine)
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     event.listen(engine.sync_engine, "invalidate", _drop_the_socket)
     return engine
+
+
+def _trace_statements(engine: AsyncEngine) -> None:
+    """A child span for each statement SQLAlchemy runs (store/prepared.py traces its own)."""
+
+    def begin(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: Any) -> None:
+        context.traced = tracing.start_child(statement_name(sql), **{"db.query.text": sql})
+
+    def end(_conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: Any) -> None:
+        context.traced.end()
+
+    def fail(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, "traced", None)
+        if span is not None:
+            span.record_exception(exception_context.original_exception)
+            span.end()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", begin)
+    event.listen(engine.sync_engine, "after_cursor_execute", end)
+    event.listen(engine.sync_engine, "handle_error", fail)
 
 
 def _drop_the_socket(dbapi_connection: Any, _record: Any, _exception: Any) -> None:

@@ -26,6 +26,7 @@ from flask import current_app
 from flask_greenlet import AsyncFlask
 
 from .observability.metrics import metrics
+from .observability.tracing import tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,8 +79,9 @@ class _HashingSlots:
         metrics.password_waited(loop.time() - asked)
         try:
             # In a copy of the request's context, so the thread's log lines name the request.
-            context = contextvars.copy_context()
-            return await loop.run_in_executor(self._threads(), context.run, fn, *args)
+            with tracing.span(f"password {fn.__name__.lstrip('_')}"):
+                context = contextvars.copy_context()
+                return await loop.run_in_executor(self._threads(), context.run, fn, *args)
         finally:
             slots.release()
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import current_app, request
 from flask_greenlet import AsyncFlask
 
+from .observability.tracing import tracing
 from .occasionally import Occasionally
 from .redis_connection import explain_redis_failure, redis_address, redis_client
 
@@ -215,7 +216,8 @@ class _State:
 
     async def call(self, method: str, *args: Any) -> tuple[int, int] | None:
         try:
-            result: tuple[int, int] | None = await getattr(self.counter, method)(*args)
+            with tracing.span(f"rate limit {method}", store=type(self.counter).__name__):
+                result: tuple[int, int] | None = await getattr(self.counter, method)(*args)
         except Exception as exc:  # Redis down or slow: fail open, and say so
             self.failing = explain_redis_failure(exc)
             if self._failure_said():

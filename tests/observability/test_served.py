@@ -4,12 +4,17 @@ workers."""
 
 import asyncio
 import base64
+import gzip
+import http.server
 import json
+import os
 import tempfile
-from pathlib import Path
+import threading
+from typing import ClassVar
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 from support.accounts import PASSWORD, login, register, register_api_user
 from support.processes import uvicorn_serving
@@ -96,8 +101,9 @@ async def test_two_workers_count_together_what_they_served(postgres_available):
         async with httpx.AsyncClient(base_url=base_url) as client:
             auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
             scrapes = [(await client.get("/metrics", headers=auth)).text for _ in range(4)]
-        shared = Path(tempfile.gettempdir(), "microblog-metrics", str(process.pid))
-        writers = {path.name.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}
+        shared = os.path.join(tempfile.gettempdir(), "microblog-metrics", str(process.pid))
+        files = [name for name in os.listdir(shared) if name.startswith("counter_")]
+        writers = {name.rsplit("_", 1)[-1] for name in files}
 
     assert len(writers) == 2, "both workers should have counted"
     for text in scrapes:  # whichever worker answered the scrape
@@ -111,3 +117,61 @@ def served_count(text, route):
         for sample in family.samples
         if sample.name == "microblog_http_requests_total" and sample.labels["route"] == route
     )
+
+
+class OtlpReceiver(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver: decodes each export with the protocol's own messages."""
+
+    spans: ClassVar[list] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        export = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in export.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    self.spans.append((self.path, service.get("service.name"), span))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+async def test_traces_reach_a_real_otlp_receiver(database_url):
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtlpReceiver)
+    OtlpReceiver.spans = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds between exports
+    }
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    try:
+        async with uvicorn_serving(database_url, env=env) as (base_url, _process):
+            async with httpx.AsyncClient(base_url=base_url) as client:
+                traceparent = f"00-{trace_id}-b7ad6b7169203331-01"
+                answered = await client.get("/api/posts", headers={"traceparent": traceparent})
+                assert answered.status_code == 200
+            for _ in range(50):
+                if any(span.trace_id.hex() == trace_id for *_, span in OtlpReceiver.spans):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    ours = [
+        (path, service, s)
+        for path, service, s in OtlpReceiver.spans
+        if s.trace_id.hex() == trace_id
+    ]
+    assert ours, "no span of the request reached the receiver"
+    [(path, service, server)] = [item for item in ours if item[2].name == "GET /api/posts"]
+    assert path == "/v1/traces" and service == "microblog"
+    assert server.parent_span_id.hex() == "b7ad6b7169203331"
+    assert any(s.parent_span_id == server.span_id for *_, s in ours)  # its statement

@@ -7,25 +7,35 @@ import hmac
 from time import perf_counter
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Request
+from werkzeug.routing import Rule
 
 from ..paths import is_api_path
 from .logs import write_access_line
 from .metrics import CONTENT_TYPE, Metrics
 from .requests import REQUEST_ID_HEADER, RequestRecord, current_record, request_id_from
+from .tracing import tracing
 
 METRICS_PATH = "/metrics"
 
 
-def note_route_of_each_request(app: Flask) -> None:
-    """The Flask side: tell the record which URL rule answered (a template, few of them)."""
+class RoutedRequest(Request):
+    """Flask's request, telling the record which URL rule matched it (a template, of which
+    there are few) the moment Flask matches it: no hook to run, and known even when a later
+    hook or the view fails."""
 
-    @app.after_request
-    def note_route(response: Response) -> Response:
+    _matched: Rule | None = None
+
+    @property
+    def url_rule(self) -> Rule | None:
+        return self._matched
+
+    @url_rule.setter
+    def url_rule(self, rule: Rule | None) -> None:
+        self._matched = rule
         record = current_record.get()
-        if record is not None and (rule := request.url_rule) is not None:
+        if record is not None and rule is not None:
             record.route = rule.rule
-        return response
 
 
 class Observed:
@@ -58,9 +68,12 @@ class Observed:
             await send(message)
 
         token = current_record.set(record)
+        traced = tracing.start_request(scope) if tracing.enabled else None
         try:
             await self.app(scope, receive, send_observed)
         finally:
+            if traced is not None:
+                tracing.end_request(*traced, record.route, status)
             seconds = perf_counter() - started
             if self.metrics.enabled:
                 self.metrics.request_done(record.route, record.method, status, seconds)

@@ -21,6 +21,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..database import DIRECT_DRIVER
+from ..observability.tracing import statement_name, tracing
 
 
 class Prepared:
@@ -47,6 +48,9 @@ class Prepared:
         fixed = self._fixed
         arguments = [params[name] if name not in fixed else fixed[name] for name in self._names]
         try:
+            if tracing.enabled:
+                with tracing.span(statement_name(sql), **{"db.query.text": sql}):
+                    return await driver.fetch(sql, *arguments)  # type: ignore[no-any-return]
             return await driver.fetch(sql, *arguments)  # type: ignore[no-any-return]
         except asyncpg.InterfaceError as failure:  # the connection is closed or busy
             raise InterfaceError(sql, arguments, failure) from failure
