@@ -11,6 +11,7 @@ posts back, judges the thresholds and sets the exit code (see ``loadtest/README.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -46,6 +47,17 @@ def add_kit_options(parser: Any) -> None:
     )
     group.add_argument("--ledger", default="", help="also write the ledger to this JSON-lines file")
     group.add_argument("--verdict-file", default="", help="also write the verdict to this file")
+    group.add_argument(
+        "--metrics-token",
+        default=os.environ.get("METRICS_TOKEN", ""),
+        help="the app's METRICS_TOKEN: its /metrics is read before and after the run",
+    )
+    group.add_argument(
+        "--server-metrics",
+        type=_yes,
+        default=True,
+        help="compare the server's request count with the kit's (one instance only)",
+    )
     group.add_argument(
         "--verify-integrity",
         type=_yes,

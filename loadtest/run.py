@@ -46,6 +46,8 @@ def main() -> int:
     try:
         if not host:
             prepare_local_database(database_url, credentials, int(env.get("SEED_USERS", "200")))
+            # The server it starts shares this token with locust, which reads its /metrics.
+            os.environ.setdefault("METRICS_TOKEN", secrets.token_urlsafe(32))
             server, host = start_server(database_url, results / "server.log")
         elif not credentials.exists():
             register_through_api(host, credentials, int(env.get("SEED_USERS", "50")))

@@ -18,6 +18,7 @@ from .failures import FAILURES
 from .integrity import Expectation, IntegrityReport, check
 from .ledger import LEDGER
 from .observe import posts_through_api
+from .server_metrics import Figures, compare, scrape
 from .thresholds import NameStats, count_transport_errors, judge, parse_rules
 
 log = logging.getLogger("loadtest.verdict")
@@ -28,10 +29,15 @@ def install(environment: Environment) -> None:
         return
     parse_rules(environment.parsed_options.thresholds)  # a typo fails now, not after the run
     verdicts: list[str] = []
+    before: list[Figures | str] = []
+
+    def on_test_start(environment: Environment, **_: Any) -> None:
+        if _reads_server_metrics(environment) and not before:
+            before.append(scrape(environment.host, environment.parsed_options.metrics_token))
 
     def on_quitting(environment: Environment, **_: Any) -> None:
         if not verdicts:  # quitting can fire twice; judge once
-            passed, text = deliver(environment)
+            passed, text = deliver(environment, before[0] if before else None)
             verdicts.append(text)
             environment.process_exit_code = 0 if passed else 1
         LEDGER.close()
@@ -40,12 +46,20 @@ def install(environment: Environment) -> None:
         # After locust's own tables, so the verdict is the last thing on the terminal.
         print("\n" + "\n".join(verdicts), flush=True)
 
+    environment.events.test_start.add_listener(on_test_start)
     environment.events.quitting.add_listener(on_quitting)
     environment.events.quit.add_listener(on_quit)
 
 
-def deliver(environment: Environment) -> tuple[bool, str]:
+def _reads_server_metrics(environment: Environment) -> bool:
     options = environment.parsed_options
+    return bool(options.metrics_token) and options.server_metrics
+
+
+def deliver(environment: Environment, before: Figures | str | None = None) -> tuple[bool, str]:
+    options = environment.parsed_options
+    # Read first: the integrity check's own reads below are not the run's.
+    after = scrape(environment.host, options.metrics_token) if before is not None else None
     stats = environment.stats
     names = [_name_stats(entry) for entry in stats.entries.values()]
     overall = _name_stats(stats.total)
@@ -61,6 +75,18 @@ def deliver(environment: Environment) -> tuple[bool, str]:
         lines += [failures, ""]
     lines += [outcome.line() for outcome in outcomes]
     passed = all(outcome.passed for outcome in outcomes)
+    if isinstance(before, str) or isinstance(after, str):
+        lines.append(f"SKIP  server figures: {before if isinstance(before, str) else after}")
+    elif before is not None and after is not None:
+        compared = compare(
+            after.since(before),
+            sent=overall.requests,
+            in_flight=environment.runner.user_count if environment.runner else 0,
+            transport_errors=count_transport_errors(errors),
+            client_p95=overall.p95,
+        )
+        lines += compared.lines
+        passed = passed and compared.passed
     if options.verify_integrity:
         report = integrity_through_api(environment)
         lines.append(
