@@ -81,7 +81,8 @@ def deliver(environment: Environment, before: Figures | str | None = None) -> tu
         compared = compare(
             after.since(before),
             sent=overall.requests,
-            in_flight=environment.runner.user_count if environment.runner else 0,
+            # Each user has at most one request open (a stream the server closes later too).
+            in_flight=options.num_users or 0,
             transport_errors=count_transport_errors(errors),
             client_p95=overall.p95,
         )

@@ -57,6 +57,7 @@ async def test_a_distributed_smoke_run_passes_and_a_lost_write_is_then_caught(
     run = await asyncio.to_thread(run_kit, env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     assert "VERDICT PASS" in run.stdout and "PASS  integrity in the database" in run.stdout
+    assert "PASS  server and kit agree on the requests" in run.stdout
     journeys = ("POST / (post)", "POST /api/posts (write)", "POST /auth/register")
     for journey in (*journeys, "GET /api/posts/stream"):
         row = next(line for line in run.stdout.splitlines() if line.startswith(journey + " "))
@@ -167,3 +168,35 @@ async def test_against_a_deployed_app_with_its_default_limits_fifty_users_pass(
     assert "registered 20 of 50 accounts" in run.stdout
     assert "VERDICT PASS" in run.stdout and "PASS  integrity through the API" in run.stdout
     assert len((tmp_path / "credentials.csv").read_text().splitlines()) == 21
+
+
+METRICS_TOKEN = "kit-metrics-token-" + "Hq7Lw2Xz9Vr4Tb6Nc1Md8Kp"
+
+
+async def test_requests_the_kit_did_not_send_make_the_server_counts_disagree(
+    postgres_available, tmp_path
+):
+    env = {"RATE_LIMIT_SIGN_IN_ADDRESS": "off", "METRICS_TOKEN": METRICS_TOKEN}
+    async with (
+        uvicorn_serving(postgres_available, env=env) as (host, _),
+        httpx.AsyncClient(base_url=host) as client,
+    ):
+        body = {"username": "kit1", "email": "kit1@example.com", "password": PASSWORD}
+        assert (await client.post("/api/users", json=body)).status_code == 201
+        credentials = credentials_file(tmp_path / "c.csv", ("kit1", PASSWORD))
+        run_env = {**quick_run(host, credentials, "fail_ratio <= 1"), "USERS": "4"}
+        run_env["METRICS_TOKEN"] = METRICS_TOKEN
+        agreeing = await asyncio.to_thread(run_kit, run_env)
+
+        async def traffic_nobody_told_the_kit_about():
+            await asyncio.sleep(2)
+            for _ in range(300):
+                await client.get("/healthz")
+
+        extra = asyncio.create_task(traffic_nobody_told_the_kit_about())
+        disagreeing = await asyncio.to_thread(run_kit, run_env)
+        await extra
+    assert "PASS  server and kit agree on the requests" in agreeing.stdout, agreeing.stdout[-3000:]
+    assert "server  requests answered" in agreeing.stdout
+    assert "FAIL  server and kit agree on the requests" in disagreeing.stdout
+    assert disagreeing.returncode != 0

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "loadtest"))
 
 from kit.integrity import Expectation, ObservedPost, check
+from kit.server_metrics import compare, parse
 from kit.thresholds import (
     BadRule,
     NameStats,
@@ -165,3 +166,39 @@ def test_writes_and_deletes_in_flight_at_the_stop_are_counted_apart():
 def test_a_ledger_missing_a_workers_records_cannot_pass():
     expectation = ledger({"kind": "missing_workers", "ids": ["worker-2"]})
     assert not check(expectation, []).ok
+
+
+SCRAPE = """\
+microblog_http_requests_total{route="/api/posts",method="GET",status="200"} %(listed)s
+microblog_http_requests_total{route="<not routed>",method="GET",status="503"} %(shed)s
+microblog_http_request_duration_seconds_bucket{route="/api/posts",le="0.05"} %(fast)s
+microblog_http_request_duration_seconds_bucket{route="/api/posts",le="0.5"} %(listed)s
+microblog_http_request_duration_seconds_bucket{route="/api/posts",le="+Inf"} %(listed)s
+microblog_db_pool_wait_seconds_count %(listed)s
+microblog_db_pool_wait_seconds_sum 0.5
+microblog_requests_shed_total{reason="overload"} %(shed)s
+"""
+
+
+def scraped(listed, shed, fast):
+    return parse(SCRAPE % {"listed": listed, "shed": shed, "fast": fast})
+
+
+def test_the_server_figures_of_a_run_are_the_difference_of_two_scrapes():
+    during = scraped(listed=1100, shed=7, fast=1050).since(scraped(listed=100, shed=2, fast=100))
+    assert during.requests == 1000 + 5
+    assert during.shed == {"overload": 5}
+    assert during.percentile_ms(0.9) == 50  # 950 of 1000 within 50 ms
+    assert during.percentile_ms(0.99) == 500
+
+
+def test_server_and_kit_counts_that_agree_within_the_requests_in_flight_pass():
+    during = scraped(listed=1000, shed=0, fast=900)
+    agreed = compare(during, sent=995, in_flight=10, transport_errors=0, client_p95=40)
+    assert agreed.passed and agreed.lines[-1].startswith("PASS")
+
+
+def test_requests_the_server_never_counted_fail_the_run():
+    during = scraped(listed=900, shed=0, fast=900)
+    missing = compare(during, sent=1000, in_flight=10, transport_errors=5, client_p95=40)
+    assert not missing.passed and "apart by 100" in missing.lines[-1]
