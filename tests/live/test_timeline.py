@@ -19,6 +19,7 @@ from support.processes import uvicorn_serving
 
 pytestmark = pytest.mark.processes
 
+METRICS_TOKEN = "live-metrics-token-" + "Pq3Rs8Tu1Vw6Xy0Za5Bc9De"
 OPEN_LIMITS = {"RATE_LIMIT_REGISTER_ADDRESS": "off", "RATE_LIMIT_SIGN_IN_ADDRESS": "off"}
 
 
@@ -215,8 +216,9 @@ async def _listening_workers(database_url, since):
 
 
 async def test_a_lost_listening_connection_comes_back_and_catches_up(postgres_available):
+    env = {**OPEN_LIMITS, "METRICS_TOKEN": METRICS_TOKEN}
     async with (
-        uvicorn_serving(postgres_available, env=OPEN_LIMITS) as (base_url, _),
+        uvicorn_serving(postgres_available, env=env) as (base_url, _),
         httpx.AsyncClient(base_url=base_url, timeout=10) as client,
         subscribed(client) as subscriber,
     ):
@@ -229,6 +231,10 @@ async def test_a_lost_listening_connection_comes_back_and_catches_up(postgres_av
         event = await subscriber.next_named("post", timeout=10)
         assert int(event["id"]) == written_while_deaf["id"]
         assert await _listening_workers(postgres_available, terminated) == 1  # it came back
+        await asyncio.sleep(1.2)  # each worker writes its gauges every second
+        metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert "microblog_live_listener_reconnects_total 1.0" in metrics.text
+        assert "microblog_live_subscribers 1.0" in metrics.text
 
 
 async def test_sigterm_ends_open_streams_at_once(tmp_path):
