@@ -78,23 +78,31 @@ class _Output:
 class _AccessLines:
     """The access lines, the one kind written on every request, take a shorter road than
     ``logging``: a tuple per request on a queue, formatted and written in batches by a thread
-    that wakes every ``FLUSH_EVERY_S``, in the same format as every other line. Through
-    ``logging`` each line cost about 30 µs of the request's CPU (a LogRecord, its fields, a
-    thread woken per line); this costs under 2."""
+    that wakes every ``FLUSH_EVERY_S``, or sooner once ``BATCH`` lines wait, in the same format
+    as every other line. Through ``logging`` each line cost about 30 µs of the request's CPU (a
+    LogRecord, its fields, a thread woken per line); this costs about 6."""
 
-    FLUSH_EVERY_S = 0.05
+    FLUSH_EVERY_S = 0.25
+    BATCH = 64
 
     def __init__(self, stream: TextIO, *, as_json: bool) -> None:
         self.pending: deque[tuple[Any, ...]] = deque()  # append and popleft are thread-safe
         self._stream, self._format = stream, _json_access if as_json else _text_access
-        self._stopped = threading.Event()
+        self._stopped, self._wake = False, threading.Event()
         self._thread = threading.Thread(target=self._write_forever, name="access-log", daemon=True)
         self._thread.start()
 
+    def add(self, entry: tuple[Any, ...]) -> None:
+        pending = self.pending
+        pending.append(entry)
+        if len(pending) == self.BATCH:
+            self._wake.set()
+
     def _write_forever(self) -> None:
-        while not self._stopped.wait(self.FLUSH_EVERY_S):
+        while not self._stopped:
+            self._wake.wait(self.FLUSH_EVERY_S)
+            self._wake.clear()
             self.flush()
-        self.flush()
 
     def flush(self) -> None:
         pending, lines = self.pending, []
@@ -105,9 +113,11 @@ class _AccessLines:
             self._stream.flush()
 
     def stop(self) -> None:
-        if not self._stopped.is_set():
-            self._stopped.set()
+        if not self._stopped:
+            self._stopped = True
+            self._wake.set()
             self._thread.join(timeout=2)
+            self.flush()
 
 
 def _access_fields(entry: tuple[Any, ...]) -> dict[str, Any]:
@@ -186,7 +196,7 @@ def _formatter(*, json: bool) -> logging.Formatter:
 def write_access_line(record: RequestRecord, status: int, seconds: float) -> None:
     """The request's one access line: route template, never the path or its query string."""
     if _access_lines is not None:
-        _access_lines.pending.append((record, status, seconds, time.time()))
+        _access_lines.add((record, status, seconds, time.time()))
     elif access_log.isEnabledFor(logging.INFO):  # logging set up by someone else (pytest)
         fields = _access_fields((record, status, seconds, None))
         access_log.info(_access_message(record, status, seconds), extra=fields)
