@@ -81,6 +81,10 @@ def set_up_the_kit(environment: Environment, **_: Any) -> None:
     verdict.install(environment)
 
 
+WRITE_ATTEMPTS = 4
+MAX_RETRY_WAIT_S = 2.0
+
+
 def post_body() -> tuple[str, str]:
     key = new_key()
     return key, f"[{key}] " + " ".join(random.choices(WORDS, k=random.randint(3, 20)))
@@ -94,8 +98,9 @@ def unexpected(action: str, response: Any) -> str:
 
 
 def retry_after(response: Any, default: float = 1.0) -> float:
+    headers = getattr(response, "headers", None) or {}  # no answer at all has no headers
     try:
-        return max(0.0, float(response.headers.get("Retry-After", default)))
+        return max(0.0, float(headers.get("Retry-After", default)))
     except ValueError:
         return default
 
@@ -334,17 +339,9 @@ class ApiClient(MicroblogUser):
             return self.get_token()
         key, body = post_body()
         LEDGER.record("post_sent", key=key, author=self.account.username, body=body)
-        with self.client.post(
-            "/api/posts",
-            json={"body": body},
-            headers=self.headers,
-            name="/api/posts (write)",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 201:
-                response.failure(unexpected("writing", response))
-                return
-            post_id = response.json()["id"]
+        post_id = self.write_once(key, body)
+        if post_id is None:
+            return
         LEDGER.record("post_acked", key=key, id=post_id)
         self.my_posts.append(post_id)
         with self.client.get(
@@ -352,6 +349,25 @@ class ApiClient(MicroblogUser):
         ) as read:
             if read.status_code == 200 and read.json()["body"] != body:
                 read.failure("the post read back differs from the one written")
+
+    def write_once(self, key: str, body: str) -> int | None:
+        """Send the post with its ledger key as ``Idempotency-Key``, and retry with the same
+        key after a 503, a 409, a timeout or a lost connection, as a careful client does: the
+        integrity check then demands exactly one post for the key, however many were sent."""
+        headers = {**self.headers, "Idempotency-Key": key}
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            name = "/api/posts (write)" if attempt == 1 else "/api/posts (write, retried)"
+            with self.client.post(
+                "/api/posts", json={"body": body}, headers=headers, name=name, catch_response=True
+            ) as response:
+                if response.status_code == 201:
+                    return int(response.json()["id"])
+                retryable = response.status_code in (0, 409, 503)
+                response.failure(unexpected("writing", response))
+            if not retryable:
+                return None
+            time.sleep(min(retry_after(response), MAX_RETRY_WAIT_S))
+        return None
 
     @tag("read", "api")
     @task(2)

@@ -28,7 +28,8 @@ TESTS = Path(__file__).resolve().parent
 # Through PgBouncer, the API's resource suites (and the hot statements' own) run a third time;
 # elsewhere it adds nothing.
 PGBOUNCER_SUITES = {
-    TESTS / "api" / name for name in ("test_posts.py", "test_tokens.py", "test_users.py")
+    TESTS / "api" / name
+    for name in ("test_posts.py", "test_tokens.py", "test_users.py", "test_idempotency.py")
 } | {TESTS / "database" / "test_hot_statements.py"}
 
 

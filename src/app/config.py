@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     db_query_timeout: float = Field(default=5.0, gt=0)  # connect or answer, or 503
     readiness_timeout: float = Field(default=2.0, gt=0)
     token_lifetime_hours: int = Field(default=24, ge=1)
+    idempotency_key_hours: int = Field(default=24, ge=1, le=24 * 30)  # a key's answer is kept
     password_hash_threads: int = Field(default=2, ge=1, le=32)
     password_queue_timeout: float = Field(default=2.0, gt=0)
     overload_max_lag_ms: int = Field(default=500, ge=0)

@@ -11,9 +11,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -123,3 +126,25 @@ class BrowserSession(Base):
         UTCDateTime, default=utc_now, server_default=func.now()
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class IdempotencyKey(Base):
+    """A write sent with ``Idempotency-Key``, and the answer it got: a repeat of the same key
+    by the same user gets that answer again instead of writing twice. Stored in the write's
+    own transaction, so there is never a post without its key or a key without its post."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX))
+    request_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of what was asked
+    status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -42,7 +42,7 @@ async def _tables(url):
 def test_upgrade_creates_the_tables_and_downgrade_removes_them(alembic_config, database_url):
     command.upgrade(alembic_config, "head")
     tables = asyncio.run(_tables(database_url))
-    assert tables == {"users", "posts", "tokens", "browser_sessions"}
+    assert tables == {"users", "posts", "tokens", "browser_sessions", "idempotency_keys"}
     command.downgrade(alembic_config, "base")
     assert asyncio.run(_tables(database_url)) == set()
 

@@ -38,6 +38,7 @@ class Operation:
     auth: Auth | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     operation_id: str = ""
+    idempotent: bool = False  # takes an Idempotency-Key
 
 
 def operation(
@@ -47,6 +48,7 @@ def operation(
     query: type[BaseModel] | None = None,
     auth: Auth | None = None,
     tag: str,
+    idempotency_key: bool = False,
 ) -> Callable[[AsyncView], AsyncView]:
     """Declare a view's contract, and enforce it: ``auth="bearer"`` gives the view ``user``
     (and ``token`` if it asks), ``auth="basic"`` gives it ``credentials``, or the request ends
@@ -61,7 +63,9 @@ def operation(
 
     def decorate(view: AsyncView) -> AsyncView:
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-        contract = Operation(summary, responses, body, query, auth, (tag,), view.__name__)
+        contract = Operation(
+            summary, responses, body, query, auth, (tag,), view.__name__, idempotency_key
+        )
         parameters = inspect.signature(view).parameters
         wants_token = "token" in parameters
         checks_in_its_statement = auth == "bearer" and "bearer" in parameters

@@ -13,9 +13,10 @@ from flask import Flask, Response, current_app, json
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
-from ..models import MAX_ID
+from ..models import IDEMPOTENCY_KEY_MAX, MAX_ID
 from . import bp
 from .contract import Operation
+from .idempotency import HEADER
 from .schemas import EventStream, Problem
 
 _PATH_PARAMETER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -109,7 +110,9 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
         "operationId": contract.operation_id,
         "summary": contract.summary,
         "tags": list(contract.tags),
-        "parameters": _path_parameters(rule) + _query_parameters(contract.query),
+        "parameters": _path_parameters(rule)
+        + _query_parameters(contract.query)
+        + (_idempotency_key_header() if contract.idempotent else []),
         "responses": {
             str(status): _response(status, model) for status, model in contract.responses.items()
         },
@@ -124,6 +127,25 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
     elif contract.auth is not None:
         document["security"] = [{contract.auth: []}]
     return document
+
+
+def _idempotency_key_header() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": HEADER,
+            "in": "header",
+            "required": False,
+            "description": "Send the same key to retry this write safely: a repeat with the "
+            "same body gets the first answer again (Idempotent-Replayed: true) and writes "
+            "nothing; kept for IDEMPOTENCY_KEY_HOURS.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": IDEMPOTENCY_KEY_MAX,
+                "pattern": "^[!-~]+$",
+            },
+        }
+    ]
 
 
 def _path_parameters(rule: str) -> list[dict[str, Any]]:

@@ -10,9 +10,11 @@ from ..database import db
 from ..live import live
 from ..models import MAX_ID
 from ..ratelimit import not_rate_limited
+from ..store.idempotency import keep_answer
 from ..store.posts import (
     NotAuthor,
     PostRow,
+    create_post,
     create_post_for_token,
     delete_post,
     find_post,
@@ -20,6 +22,7 @@ from ..store.posts import (
 )
 from . import bp
 from .contract import Bearer, operation
+from .idempotency import claim, purge_now_and_then, request_digest, sent_key
 from .problems import APIProblem
 from .responses import json_response, no_content
 from .schemas import (
@@ -56,19 +59,48 @@ async def list_posts(query: PageQuery) -> Response:
 @operation(
     auth="bearer",
     body=PostCreate,
-    responses={201: PostPublic, 401: Problem, 422: Problem},
+    responses={201: PostPublic, 401: Problem, 409: Problem, 422: Problem},
     tag="posts",
+    idempotency_key=True,
 )
 @not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
 async def write_post(bearer: Bearer, body: PostCreate) -> Response:
-    """Write a post as the token's user."""
+    """Write a post as the token's user. With an ``Idempotency-Key``, a retry writes nothing
+    and gets the first answer again."""
+    key = sent_key()
+    if key is not None:
+        return await write_post_once(bearer, body, key)
     async with db.connect() as conn:
         found = await create_post_for_token(conn, token_hash=bearer.digest, body=body.body)
     row = bearer.accept(found)
     live.post_created(row)
+    return created(row)
+
+
+async def write_post_once(bearer: Bearer, body: PostCreate, key: str) -> Response:
+    """The write, its key and its answer in one transaction: all of them, or none."""
+    async with db.begin() as conn:
+        user = await bearer.user(conn)
+        claimed = await claim(conn, user_id=user.id, key=key, digest=request_digest(body))
+        if isinstance(claimed, Response):
+            return claimed
+        row = await create_post(conn, author_id=user.id, author=user.username, body=body.body)
+        response = created(row)
+        await keep_answer(
+            conn,
+            claimed,
+            status=response.status_code,
+            body=response.get_data(as_text=True),
+            location=response.headers["Location"],
+        )
+    live.post_created(row)
+    await purge_now_and_then()
+    return response
+
+
+def created(row: PostRow) -> Response:
     post = PostPublic(*row)
-    location = url_for("api.get_post", post_id=post.id)
-    return json_response(post, 201, {"Location": location})
+    return json_response(post, 201, {"Location": url_for("api.get_post", post_id=post.id)})
 
 
 @bp.get("/posts/<int:post_id>")
