@@ -4,10 +4,12 @@ workers."""
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import http.server
 import json
 import os
+import secrets
 import tempfile
 import threading
 from typing import ClassVar
@@ -108,6 +110,53 @@ async def test_two_workers_count_together_what_they_served(postgres_available):
     assert len(writers) == 2, "both workers should have counted"
     for text in scrapes:  # whichever worker answered the scrape
         assert served_count(text, "/api/posts") == requests
+
+
+async def test_two_workers_sum_their_waits_refusals_pools_and_streams(postgres_available):
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "RATE_LIMIT_PREFIX": f"microblog-test:{secrets.token_hex(6)}:",  # this test's own
+        "RATE_LIMIT_SIGN_IN_ADDRESS": "3/60",
+        "RATE_LIMIT_REGISTER_ADDRESS": "off",
+        "DB_MAX_CONNECTIONS": "12",  # 5 pooled connections a worker, and its listener
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+    async with (
+        uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (base_url, _),
+        contextlib.AsyncExitStack() as streams,
+    ):
+        await register_api_user_in(base_url, "carol")
+        answers = []
+        for _ in range(5):  # a connection each: the workers share them
+            async with httpx.AsyncClient(base_url=base_url) as client:
+                answered = await client.post("/api/tokens", auth=("carol", PASSWORD))
+                answers.append(answered.status_code)
+        for _ in range(2):
+            client = await streams.enter_async_context(httpx.AsyncClient(base_url=base_url))
+            stream = await streams.enter_async_context(client.stream("GET", "/api/posts/stream"))
+            assert stream.status_code == 200
+        await asyncio.sleep(1.5)  # each worker writes its gauges every second
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            scraped = (await client.get("/metrics", headers=auth)).text
+
+    assert answers == [201, 201, 201, 429, 429]  # the limit is shared through Redis
+    figures = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    assert figures[("microblog_rate_limited_total", (("rule", "sign-in-address"),))] == 2
+    assert figures[("microblog_password_queue_wait_seconds_count", ())] == 1 + 3  # hash, checks
+    assert figures[("microblog_db_pool_connections", (("state", "capacity"),))] == 2 * 5
+    assert figures[("microblog_live_subscribers", ())] == 2
+
+
+async def register_api_user_in(base_url, username):
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+        assert (await client.post("/api/users", json=body)).status_code == 201
 
 
 def served_count(text, route):
