@@ -1,5 +1,10 @@
 """/metrics: Prometheus text of what the worker counted, behind a bearer token, never shed."""
 
+import os
+import subprocess
+import sys
+import tempfile
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -7,6 +12,7 @@ from support.accounts import register_api_user
 from support.databases import make_settings, reset_schema
 
 from app import create_asgi_app
+from app.observability.metrics import _shared_directory
 
 TOKEN = "metrics-token-" + "k7Qx2vLp9RtZ4wYb8NcD3fGh"
 
@@ -115,3 +121,26 @@ async def test_scrapes_are_not_counted_as_requests(served):
         await scrape(client)
     scraped = await scrape(client)
     assert not [key for key in scraped if key[0] == "microblog_http_requests_total"]
+
+
+def test_a_servers_workers_share_a_directory_and_stale_ones_are_removed(monkeypatch, tmp_path):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    parent = tmp_path / "microblog-metrics"
+    gone = parent / str(dead_pid())
+    gone.mkdir(parents=True)
+    (gone / "counter_123.db").write_bytes(b"old figures")
+    running = parent / str(os.getpid())  # a server still running keeps its figures
+    running.mkdir()
+
+    shared = _shared_directory()
+
+    assert shared == parent / str(os.getppid())
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(shared)
+    assert not gone.exists() and running.exists() and shared.is_dir()
+
+
+def dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
