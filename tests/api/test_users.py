@@ -75,3 +75,22 @@ async def test_a_users_posts_are_only_theirs_newest_first(client, alice):
     rest = await client.get("/api/users/bob/posts", params={"cursor": page["next_cursor"]})
     assert [p["body"] for p in rest.json()["items"]] == ["bob 0"]
     assert rest.json()["next_cursor"] is None
+
+
+async def test_a_token_user_reads_themselves_with_their_email(client, alice):
+    me = await client.get("/api/users/me", headers=alice.auth)
+    assert me.status_code == 200
+    assert me.json() == {
+        "username": "alice",
+        "email": "alice@example.com",
+        "created_at": me.json()["created_at"],
+        "post_count": 0,
+    }
+    await client.post("/api/posts", json={"body": "one"}, headers=alice.auth)
+    assert (await client.get("/api/users/me", headers=alice.auth)).json()["post_count"] == 1
+
+
+async def test_who_am_i_needs_a_live_token(client):
+    assert (await client.get("/api/users/me")).status_code == 401
+    bad = await client.get("/api/users/me", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.headers["Content-Type"] == "application/problem+json"

@@ -172,6 +172,16 @@ class UserPublic:
 
 
 @dataclass(frozen=True, slots=True)
+class UserSelf:
+    """The token's own user: the public profile and the email address."""
+
+    username: str
+    email: str
+    created_at: datetime
+    post_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class TokenIssued:
     token: str
     expires_at: datetime

@@ -15,17 +15,26 @@ from ..store.users import (
     EmailTaken,
     UsernameTaken,
     create_user,
+    find_own_profile,
     find_profile,
     find_user_by_username,
     refuse_taken,
     replace_password,
 )
 from . import bp
-from .contract import operation
+from .contract import Bearer, operation, refused_token
 from .posts import post_page
 from .problems import APIProblem
 from .responses import json_response, no_content
-from .schemas import PageQuery, PasswordChange, PostPage, Problem, UserCreate, UserPublic
+from .schemas import (
+    PageQuery,
+    PasswordChange,
+    PostPage,
+    Problem,
+    UserCreate,
+    UserPublic,
+    UserSelf,
+)
 
 
 @bp.post("/users")
@@ -77,6 +86,18 @@ async def change_password(user: UserRef, body: PasswordChange) -> Response:
     async with db.begin() as conn:
         await replace_password(conn, user.id, password_hash)
     return no_content()
+
+
+@bp.get("/users/me")
+@operation(auth="bearer", responses={200: UserSelf, 401: Problem}, tag="users")
+async def who_am_i(bearer: Bearer) -> Response:
+    """The token's user, email address included."""
+    async with db.connect() as conn:
+        user = await bearer.user(conn)
+        profile = await find_own_profile(conn, user.id)
+    if profile is None:  # deleted between the two statements
+        raise refused_token()
+    return json_response(UserSelf(*profile))
 
 
 @bp.get("/users/<username>")

@@ -36,6 +36,26 @@ _profile = select(
     select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
 ).where(_same_name)
 
+_own_profile = select(
+    User.username,
+    User.email,
+    User.created_at,
+    select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
+).where(User.id == bindparam("user_id"))
+
+
+class OwnProfile(NamedTuple):
+    username: str
+    email: str
+    created_at: datetime
+    post_count: int
+
+
+async def find_own_profile(conn: AsyncConnection, user_id: int) -> OwnProfile | None:
+    """What a user may see of themselves: their profile and their email address."""
+    row = (await conn.execute(_own_profile, {"user_id": user_id})).first()
+    return OwnProfile(*row) if row is not None else None
+
 
 async def create_user(
     conn: AsyncConnection, *, username: str, email: str, password_hash: str
