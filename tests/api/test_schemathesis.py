@@ -5,6 +5,7 @@ requests accepted, stateful links), a fixed seed and a bounded number of example
 """
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,13 @@ def schemathesis(base_url, token, *selection):
         *("run", f"{base_url}/api/openapi.json"),
     ]
     auth = ["--header", f"Authorization: Bearer {token}"]
+    hooks = {"SCHEMATHESIS_HOOKS": "schemathesis_hooks", "PYTHONPATH": str(CONFIG.parent)}
     return subprocess.run(
-        [*command, *RUN, *auth, *selection], capture_output=True, text=True, timeout=300
+        [*command, *RUN, *auth, *selection],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **hooks},
     )
 
 

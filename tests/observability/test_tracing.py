@@ -1,6 +1,8 @@
 """Traces: one server span a request, joined to the router's traceparent, with a child span for
 each SQL statement, Redis call and password hash (the SDK's in-memory exporter)."""
 
+import secrets
+
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,7 +21,11 @@ TRACEPARENT = f"00-{TRACE_ID}-{ROUTER_SPAN}-01"
 @pytest.fixture
 async def traced(database_url):
     exporter = InMemorySpanExporter()
-    settings = make_settings(database_url, redis_url="redis://127.0.0.1:6379/0")
+    settings = make_settings(
+        database_url,
+        redis_url="redis://127.0.0.1:6379/0",
+        rate_limit_prefix=f"microblog-test:{secrets.token_hex(6)}:",  # counts of its own
+    )
     asgi_app = create_asgi_app(settings)
     tracing.init_app(settings, exporter=exporter)
     await asgi_app.flask_app.startup()
