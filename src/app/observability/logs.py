@@ -120,8 +120,7 @@ class _AccessLines:
             self.flush()
 
 
-def _access_fields(entry: tuple[Any, ...]) -> dict[str, Any]:
-    record, status, seconds, _ = entry
+def _access_fields(record: RequestRecord, status: int, seconds: float) -> dict[str, Any]:
     return {
         "method": record.method,
         "route": record.route,
@@ -143,7 +142,7 @@ def _json_access(record: RequestRecord, status: int, seconds: float, at: float) 
         "logger": access_log.name,
         "message": _access_message(record, status, seconds),
         "request_id": record.request_id,
-        **_access_fields((record, status, seconds, at)),
+        **_access_fields(record, status, seconds),
         "timestamp": datetime.fromtimestamp(at, tz=UTC).isoformat(),
     }
     return json.dumps(line) + "\n"
@@ -198,5 +197,5 @@ def write_access_line(record: RequestRecord, status: int, seconds: float) -> Non
     if _access_lines is not None:
         _access_lines.add((record, status, seconds, time.time()))
     elif access_log.isEnabledFor(logging.INFO):  # logging set up by someone else (pytest)
-        fields = _access_fields((record, status, seconds, None))
+        fields = _access_fields(record, status, seconds)
         access_log.info(_access_message(record, status, seconds), extra=fields)

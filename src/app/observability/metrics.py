@@ -209,11 +209,11 @@ def _shared_directory() -> Path:
 
 def _running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, and belongs to someone else
+        pass
     return True
 
 
