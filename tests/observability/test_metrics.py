@@ -124,7 +124,10 @@ async def test_scrapes_are_not_counted_as_requests(served):
 
 
 def test_a_servers_workers_share_a_directory_and_stale_ones_are_removed(monkeypatch, tmp_path):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Set, then removed: monkeypatch then restores it (unset) after the test, though
+    # _shared_directory sets it; left set, every server started later would share one folder.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     parent = tmp_path / "microblog-metrics"
     gone = parent / str(dead_pid())
