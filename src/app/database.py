@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from .config import Settings
 from .database_url import asyncpg_connect_args, hide_password
 from .observability.metrics import metrics
-from .observability.requests import note_database_turn
+from .observability.records import note_database_turn
 from .observability.tracing import statement_name, tracing
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from werkzeug.exceptions import (
 from .api.problems import APIProblem, problem_response
 from .database import DATABASE_FAILURES, DatabaseBusy, database_unavailable
 from .observability.metrics import metrics
-from .observability.requests import current_request_id
+from .observability.records import current_request_id
 from .occasionally import Occasionally
 from .passwords import PasswordBudgetExhausted
 from .paths import is_api_path

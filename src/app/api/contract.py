@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from werkzeug.datastructures import Authorization
 
 from ..database import db
-from ..observability.requests import note_user
+from ..observability.records import note_user
 from ..store.tokens import UserRef, digest, find_token_user
 from .problems import APIProblem, validation_problem
 

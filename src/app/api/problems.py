@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Response
 from pydantic import TypeAdapter, ValidationError
 
-from ..observability.requests import current_request_id
+from ..observability.records import current_request_id
 from .schemas import Problem, ProblemField
 
 PROBLEM_JSON = "application/problem+json"

@@ -17,7 +17,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 
 from ..database import db
-from ..observability.requests import note_user
+from ..observability.records import note_user
 from ..paths import is_api_path
 from ..store.sessions import end_session, find_session_user, start_session
 from . import bp

@@ -13,7 +13,7 @@ from werkzeug.routing import Rule
 from ..paths import is_api_path
 from .logs import write_access_line
 from .metrics import CONTENT_TYPE, Metrics
-from .requests import REQUEST_ID_HEADER, RequestRecord, current_record, request_id_from
+from .records import REQUEST_ID_HEADER, RequestRecord, current_record, request_id_from
 from .tracing import tracing
 
 METRICS_PATH = "/metrics"

@@ -25,7 +25,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from ..config import Settings
-from .requests import RequestRecord, current_request_id
+from .records import RequestRecord, current_request_id
 
 access_log = logging.getLogger("app.access")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"

@@ -39,14 +39,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self.enabled = False
-        self.token = ""
+        self.token: str | None = None  # the bearer token a scrape must send, if any
         self._registry: Any = None
         self._directory: Path | None = None
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._latency: dict[str, Any] = {}
 
     def init_app(self, app: AsyncFlask, settings: Settings) -> None:
-        self.token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+        self.token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         self.enabled = bool(self.token) or not settings.is_production
         self._requests, self._latency = {}, {}
         if not self.enabled:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from ..models import Post, Token, User, UTCDateTime, utc_now
-from ..observability.requests import note_user
+from ..observability.records import note_user
 from .prepared import Prepared
 
 
