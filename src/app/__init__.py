@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     app.session_interface = BrowserSessionInterface()
 
     live.init_app(app, settings, encode_post=api.stream.encode_post)
+    api.token_uses.token_uses.init_app(app)
     csrf.exempt(api.bp)  # the API takes bearer tokens, never cookies
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)

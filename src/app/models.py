@@ -26,6 +26,7 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_]+$"  # unique without regard to case
 EMAIL_MAX = 254
 POST_BODY_MAX = 280
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in both databases
+TOKEN_NAME_MAX = 64
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -96,6 +97,7 @@ class Post(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utc_now, server_default=func.now()
     )
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None until edited
 
 
 class Token(Base):
@@ -110,6 +112,9 @@ class Token(Base):
         UTCDateTime, default=utc_now, server_default=func.now()
     )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    name: Mapped[str | None] = mapped_column(String(TOKEN_NAME_MAX))  # the client's label
+    # Written a minute late at most, in batches: see api/token_uses.py.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BrowserSession(Base):

@@ -18,6 +18,7 @@ from ..database import db
 from ..observability.records import note_user
 from ..store.tokens import UserRef, digest, find_token_user
 from .problems import APIProblem, validation_problem
+from .token_uses import token_uses
 
 AsyncView = Callable[..., Coroutine[Any, Any, Response]]
 Found = TypeVar("Found")
@@ -39,6 +40,7 @@ class Operation:
     tags: tuple[str, ...] = field(default_factory=tuple)
     operation_id: str = ""
     idempotent: bool = False  # takes an Idempotency-Key
+    body_optional: bool = False  # no body at all means the body model's defaults
 
 
 def operation(
@@ -49,6 +51,7 @@ def operation(
     auth: Auth | None = None,
     tag: str,
     idempotency_key: bool = False,
+    body_optional: bool = False,
 ) -> Callable[[AsyncView], AsyncView]:
     """Declare a view's contract, and enforce it: ``auth="bearer"`` gives the view ``user``
     (and ``token`` if it asks), ``auth="basic"`` gives it ``credentials``, or the request ends
@@ -64,7 +67,15 @@ def operation(
     def decorate(view: AsyncView) -> AsyncView:
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
         contract = Operation(
-            summary, responses, body, query, auth, (tag,), view.__name__, idempotency_key
+            summary,
+            responses,
+            body,
+            query,
+            auth,
+            (tag,),
+            view.__name__,
+            idempotency_key,
+            body_optional,
         )
         parameters = inspect.signature(view).parameters
         wants_token = "token" in parameters
@@ -75,7 +86,7 @@ def operation(
             if checks_in_its_statement:
                 bearer = kwargs["bearer"] = Bearer(sent_bearer_token())
                 try:
-                    _validate_request(query, body, kwargs)
+                    _validate_request(contract, kwargs)
                 except APIProblem:
                     await bearer.user_or_401()  # a bad token answers 401 before a bad body's 422
                     raise
@@ -92,7 +103,7 @@ def operation(
                 kwargs["user"] = (await bearer_user())[0] if sent else None
             elif auth == "basic":
                 kwargs["credentials"] = basic_credentials()
-            _validate_request(query, body, kwargs)
+            _validate_request(contract, kwargs)
             return await view(**kwargs)
 
         checked_view.operation = contract  # type: ignore[attr-defined]
@@ -101,40 +112,45 @@ def operation(
     return decorate
 
 
-def _validate_request(
-    query: type[BaseModel] | None, body: type[BaseModel] | None, kwargs: dict[str, Any]
-) -> None:
-    if query is not None:
-        kwargs["query"] = _validate(query, request.args.to_dict(), "query")
-    if body is not None:
-        kwargs["body"] = _validate_json_body(body)
+def _validate_request(contract: Operation, kwargs: dict[str, Any]) -> None:
+    if contract.query is not None:
+        kwargs["query"] = _validate(contract.query, request.args.to_dict(), "query")
+    if contract.body is not None:
+        if contract.body_optional and not request.content_length and not request.is_json:
+            kwargs["body"] = contract.body()
+        else:
+            kwargs["body"] = _validate_json_body(contract.body)
 
 
 class Bearer:
     """The token a request sent, not yet checked: the view checks it in its own statement."""
 
-    __slots__ = ("accepted", "token")
+    __slots__ = ("_digest", "accepted", "token")
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.accepted = False
+        self._digest: str | None = None
 
     @property
     def digest(self) -> str:
-        return digest(self.token)
+        if self._digest is None:
+            self._digest = digest(self.token)
+        return self._digest
 
     def accept(self, found: Found | None) -> Found:
         """What a statement that required this token found; None (no such live token) is a 401."""
         if found is None:
             raise refused_token()
         self.accepted = True
+        token_uses.note(self.digest)
         if isinstance(found, UserRef):
             note_user(found.id)
         return found
 
     async def user(self, conn: AsyncConnection) -> UserRef:
         """The token's user, on the view's own connection (the same turn as its work)."""
-        return self.accept(await find_token_user(conn, self.token))
+        return self.accept(await find_token_user(conn, self.digest))
 
     async def user_or_401(self) -> UserRef:
         async with db.connect() as conn:

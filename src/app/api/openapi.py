@@ -119,7 +119,7 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
     }
     if contract.body is not None:
         document["requestBody"] = {
-            "required": True,
+            "required": not contract.body_optional,
             "content": {"application/json": {"schema": _ref(contract.body)}},
         }
     if contract.auth == "bearer-optional":

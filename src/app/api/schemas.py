@@ -20,6 +20,7 @@ from ..models import (
     EMAIL_MAX,
     MAX_ID,
     POST_BODY_MAX,
+    TOKEN_NAME_MAX,
     USERNAME_MAX,
     USERNAME_MIN,
     USERNAME_PATTERN,
@@ -127,6 +128,21 @@ class PostCreate(_Request):
     ]
 
 
+class TokenCreate(_Request):
+    """What a client may say of the token it asks for: a name to tell its tokens apart."""
+
+    name: (
+        Annotated[
+            str,
+            StringConstraints(
+                min_length=1, max_length=TOKEN_NAME_MAX, pattern=r"^[^\x00-\x1f\x7f]+$"
+            ),
+            Field(description="A label, such as the device or script that holds the token."),
+        ]
+        | None
+    ) = None
+
+
 # A cursor is a post id in base 36, and every well-formed cursor is a position: one past any id
 # reads from the newest post, 0 reads nothing. So the schema's pattern tells the whole truth.
 CURSOR_PATTERN = r"^[0-9a-z]{1,7}$"
@@ -183,8 +199,30 @@ class UserSelf:
 
 @dataclass(frozen=True, slots=True)
 class TokenIssued:
+    """A new token: the secret is shown this once; only its digest is kept."""
+
+    id: int
     token: str
+    name: str | None
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """One of the caller's live tokens, never its secret. ``last_used_at`` is up to a minute
+    late; ``current`` marks the token this request carries."""
+
+    id: int
+    name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenList:
+    items: list[TokenInfo]
 
 
 @dataclass(frozen=True, slots=True)
