@@ -64,6 +64,8 @@ STACKS = (
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             # The same pool of 20 as the peers, plus the live timeline's listening connection.
             "DB_MAX_CONNECTIONS": str(POOL_SIZE + 1),
+            # One token writes everything here: the limit is counted on every write, never reached.
+            "RATE_LIMIT_WRITE_TOKEN": "1000000000/60",
         },
     ),
     Stack("fastapi", "FastAPI + AsyncSession (ORM) + asyncpg", 18102, "fastapi_app:app"),

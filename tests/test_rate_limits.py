@@ -179,6 +179,70 @@ async def test_two_workers_share_their_limits_through_redis(database_url, redis_
     await second.shutdown()
 
 
+async def token_for(client, username="erin"):
+    response = await client.post("/api/tokens", auth=(username, PASSWORD))
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+async def test_api_writes_are_limited_per_token_and_say_where_the_client_stands(database_url):
+    app = await started(database_url, rate_limit_write_token="3/60")
+    await reset_schema(app)
+    async with client_for(app) as client:
+        await register(client)
+        first, second = await token_for(client), await token_for(client)
+        answers = [
+            await client.post("/api/posts", json={"body": "hi"}, headers=first) for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [201, 201, 201, 429]
+        assert {a.headers["RateLimit-Policy"] for a in answers} == {'"write-token";q=3;w=60'}
+        remaining = [a.headers["RateLimit"].split(";")[1] for a in answers]
+        assert remaining == ["r=2", "r=1", "r=0", "r=0"]
+        refused = answers[-1]
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert (await client.delete("/api/posts/1", headers=first)).status_code == 429
+        assert (
+            await client.post("/api/posts", json={"body": "hi"}, headers=second)
+        ).status_code == 201
+        listed = await client.get("/api/posts")
+        assert len(listed.json()["items"]) == 4  # the refused writes wrote nothing
+        assert "RateLimit" not in listed.headers  # reads are not limited
+    await app.shutdown()
+
+
+async def test_sign_in_answers_show_the_address_limit(database_url):
+    app = await started(database_url, rate_limit_sign_in_address="5/60")
+    await reset_schema(app)
+    async with client_for(app) as client:
+        response = await client.post("/api/tokens", auth=("nobody", "wrong"))
+        assert response.status_code == 401
+        assert response.headers["RateLimit-Policy"] == '"sign-in-address";q=5;w=60'
+        assert response.headers["RateLimit"].startswith('"sign-in-address";r=4;t=')
+    await app.shutdown()
+
+
+async def test_the_write_limit_is_shared_through_redis(database_url, redis_available):
+    shared = {
+        "redis_url": REDIS_URL,
+        "rate_limit_prefix": f"test:{secrets.token_hex(4)}:",
+        "rate_limit_write_token": "2/60",
+    }
+    first = await started(database_url, **shared)
+    second = await started(database_url, **shared)
+    await reset_schema(first)
+    async with client_for(first) as one, client_for(second) as two:
+        await register(one)
+        token = await token_for(one)
+        statuses = [
+            (await worker.post("/api/posts", json={"body": "x"}, headers=token)).status_code
+            for worker in (one, two, one, two)
+        ]
+        assert statuses == [201, 201, 429, 429]
+    await first.shutdown()
+    await second.shutdown()
+
+
 async def test_with_redis_down_sign_in_still_works_and_says_so(database_url, caplog):
     caplog.set_level(logging.WARNING, logger="app.ratelimit")
     app = await started(database_url, redis_url="redis://127.0.0.1:9/0")  # nothing listens

@@ -7,15 +7,20 @@ workers without Redis). If Redis fails, the limiter fails open: sign-in keeps wo
 failure is logged (at once when it happens at startup, then at most once a minute), and
 ``/readyz`` says the limits are off.
 
-Each limited view says so with ``@limited_by_address(...)``, which also enforces that limit;
-failed sign-ins are throttled inside the view, where the account is known
-(``sign_in_throttle``). Routes that need
-no limit say why with ``@not_rate_limited(...)``; a test walks the route map for both marks.
+Each limited view says so with ``@limited_by_address(...)`` or, for the API's writes,
+``@limited_by_token(...)``, which also enforce those limits; failed sign-ins are throttled
+inside the view, where the account is known (``sign_in_throttle``). Routes that need no limit
+say why with ``@not_rate_limited(...)``; a test walks the route map for both marks.
+
+A limited answer tells the client where it stands, in the IETF draft's fields
+(draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "write-token";q=120;w=60``
+(quota and window) and ``RateLimit: "write-token";r=119;t=60`` (remaining, seconds to reset).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import time
@@ -23,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import current_app, request
+from flask import Response, after_this_request, current_app, g, request
 from flask_greenlet import AsyncFlask
 
 from .observability.tracing import tracing
@@ -157,11 +162,15 @@ class RateLimiter:
         app.after_serving(state.close)
 
     async def hit(self, rule: Rule, key: str) -> None:
-        """Count one hit; ``RateLimited`` if this one is over the limit."""
+        """Count one hit, and show the client where it stands; ``RateLimited`` if this one is
+        over the limit."""
         if rule.count:
             result = await _state().call("hit", f"{rule.name}:{key}", rule.seconds)
-            if result is not None and result[0] > rule.count:
-                raise RateLimited(rule, result[1])
+            if result is not None:
+                hits, reset = result
+                _show_standing(rule, remaining=max(rule.count - hits, 0), reset=reset)
+                if hits > rule.count:
+                    raise RateLimited(rule, reset)
 
     async def count(self, key: str, seconds: int) -> int:
         """Count one hit in a window of ``seconds``; the hits so far (0 if the store failed)."""
@@ -227,6 +236,27 @@ class _State:
         return result
 
 
+def _show_standing(rule: Rule, *, remaining: int, reset: int) -> None:
+    """Put this rule's ``RateLimit-Policy`` and ``RateLimit`` items on the response, whatever
+    it turns out to be (the 429 included)."""
+    standings = g.get("rate_limit_standings")
+    if standings is None:
+        standings = g.rate_limit_standings = []
+        after_this_request(_standing_headers)
+    standings.append((rule, remaining, reset))
+
+
+def _standing_headers(response: Response) -> Response:
+    standings = g.rate_limit_standings
+    response.headers["RateLimit-Policy"] = ", ".join(
+        f'"{rule.name}";q={rule.count};w={rule.seconds}' for rule, _, _ in standings
+    )
+    response.headers["RateLimit"] = ", ".join(
+        f'"{rule.name}";r={remaining};t={reset}' for rule, remaining, reset in standings
+    )
+    return response
+
+
 def _state() -> _State:
     return current_app.extensions["rate_limits"]  # type: ignore[no-any-return]
 
@@ -263,6 +293,26 @@ def limited_by_address(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
     return decorate
 
 
+def limited_by_token(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
+    """Count every request to the view against these rules, per bearer token (by digest:
+    counted before the token is checked, so a write over its limit costs no database turn)."""
+
+    def decorate(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            credentials = request.authorization
+            if credentials is not None and credentials.token:
+                key = hashlib.sha256(credentials.token.encode()).hexdigest()[:32]
+                for name in rule_names:
+                    await rate_limiter.hit(rules()[name], key)
+            return await view(*args, **kwargs)
+
+        counted.rate_limits = rule_names  # type: ignore[attr-defined]
+        return counted
+
+    return decorate
+
+
 def not_rate_limited(reason: str) -> Callable[[Any], Any]:
     """Say why a state-changing route needs no rate limit; the policy test reads it."""
 
@@ -277,5 +327,11 @@ def rate_limit_rules(settings: Any) -> dict[str, Rule]:
     """The rules, from settings such as ``RATE_LIMIT_SIGN_IN_ACCOUNT=10/900``."""
     return {
         name: Rule.parse(name, getattr(settings, f"rate_limit_{name.replace('-', '_')}"))
-        for name in ("sign-in-pair", "sign-in-account", "sign-in-address", "register-address")
+        for name in (
+            "sign-in-pair",
+            "sign-in-account",
+            "sign-in-address",
+            "register-address",
+            "write-token",
+        )
     }

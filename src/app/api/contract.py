@@ -41,6 +41,7 @@ class Operation:
     operation_id: str = ""
     idempotent: bool = False  # takes an Idempotency-Key
     body_optional: bool = False  # no body at all means the body model's defaults
+    rate_limits: tuple[str, ...] = ()  # filled in from the view's rate-limit marks
 
 
 def operation(

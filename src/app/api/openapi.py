@@ -54,7 +54,11 @@ def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
         if contract is None:
             continue
         answers = {**contract.responses, **_answers_any_route_gives(contract, view)}
-        contract = replace(contract, responses=dict(sorted(answers.items())))
+        contract = replace(
+            contract,
+            responses=dict(sorted(answers.items())),
+            rate_limits=tuple(getattr(view, "rate_limits", ())),
+        )
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((rule.rule, method.lower(), contract))
     return routes
@@ -114,7 +118,8 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
         + _query_parameters(contract.query)
         + (_idempotency_key_header() if contract.idempotent else []),
         "responses": {
-            str(status): _response(status, model) for status, model in contract.responses.items()
+            str(status): _response(status, model, limited=bool(contract.rate_limits))
+            for status, model in contract.responses.items()
         },
     }
     if contract.body is not None:
@@ -171,8 +176,28 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _response(status: int, model: type | None) -> dict[str, Any]:
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": 'Each limit on this operation: "name";q=quota;w=window seconds '
+        "(draft-ietf-httpapi-ratelimit-headers).",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'Where the caller stands on each: "name";r=remaining;t=seconds to reset.',
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _response(status: int, model: type | None, *, limited: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if limited and status not in (413, 415, 503):  # those are answered before any count
+        response["headers"] = dict(RATE_LIMIT_HEADERS)
+    if status == 429:
+        response.setdefault("headers", {})["Retry-After"] = {
+            "description": "Seconds until a retry may succeed.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
     if model is EventStream:
         response["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
     elif model is not None:

@@ -9,7 +9,7 @@ from flask import Response, url_for
 from ..database import db
 from ..live import live
 from ..models import MAX_ID
-from ..ratelimit import not_rate_limited
+from ..ratelimit import limited_by_token
 from ..store.idempotency import keep_answer
 from ..store.posts import (
     NotAuthor,
@@ -63,7 +63,7 @@ async def list_posts(query: PageQuery) -> Response:
     tag="posts",
     idempotency_key=True,
 )
-@not_rate_limited("writing needs a bearer token, and each post is at most 280 characters")
+@limited_by_token("write-token")
 async def write_post(bearer: Bearer, body: PostCreate) -> Response:
     """Write a post as the token's user. With an ``Idempotency-Key``, a retry writes nothing
     and gets the first answer again."""
@@ -120,7 +120,7 @@ async def get_post(post_id: int) -> Response:
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
-@not_rate_limited("only an author deletes, and only their own posts")
+@limited_by_token("write-token")
 async def remove_post(bearer: Bearer, post_id: int) -> Response:
     """Delete one of your own posts."""
     async with db.connect() as conn:
