@@ -191,7 +191,7 @@ def _environment(token: str) -> dict[str, str]:
         # Valgrind is tens of times slower than the CPU: the overload guard would shed.
         "OVERLOAD_MAX_LAG_MS": "0",
         # One token writes everything here: the limit is counted on every write, never reached.
-        "RATE_LIMIT_WRITE_TOKEN": "1000000000/60",
+        "RATE_LIMIT_API_WRITE": "1000000000/60",
     }
 
 

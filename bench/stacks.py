@@ -65,7 +65,7 @@ STACKS = (
             # The same pool of 20 as the peers, plus the live timeline's listening connection.
             "DB_MAX_CONNECTIONS": str(POOL_SIZE + 1),
             # One token writes everything here: the limit is counted on every write, never reached.
-            "RATE_LIMIT_WRITE_TOKEN": "1000000000/60",
+            "RATE_LIMIT_API_WRITE": "1000000000/60",
         },
     ),
     Stack("fastapi", "FastAPI + AsyncSession (ORM) + asyncpg", 18102, "fastapi_app:app"),

@@ -186,7 +186,7 @@ async def token_for(client, username="erin"):
 
 
 async def test_api_writes_are_limited_per_token_and_say_where_the_client_stands(database_url):
-    app = await started(database_url, rate_limit_write_token="3/60")
+    app = await started(database_url, rate_limit_api_write="3/60")
     await reset_schema(app)
     async with client_for(app) as client:
         await register(client)
@@ -195,7 +195,7 @@ async def test_api_writes_are_limited_per_token_and_say_where_the_client_stands(
             await client.post("/api/posts", json={"body": "hi"}, headers=first) for _ in range(4)
         ]
         assert [a.status_code for a in answers] == [201, 201, 201, 429]
-        assert {a.headers["RateLimit-Policy"] for a in answers} == {'"write-token";q=3;w=60'}
+        assert {a.headers["RateLimit-Policy"] for a in answers} == {'"api-write";q=3;w=60'}
         remaining = [a.headers["RateLimit"].split(";")[1] for a in answers]
         assert remaining == ["r=2", "r=1", "r=0", "r=0"]
         refused = answers[-1]
@@ -226,7 +226,7 @@ async def test_the_write_limit_is_shared_through_redis(database_url, redis_avail
     shared = {
         "redis_url": REDIS_URL,
         "rate_limit_prefix": f"test:{secrets.token_hex(4)}:",
-        "rate_limit_write_token": "2/60",
+        "rate_limit_api_write": "2/60",
     }
     first = await started(database_url, **shared)
     second = await started(database_url, **shared)

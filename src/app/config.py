@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     rate_limit_sign_in_account: str = "100/900"  # failed sign-ins per account, then strangers wait
     rate_limit_sign_in_address: str = "60/60"  # sign-in and token requests per client address
     rate_limit_register_address: str = "20/3600"  # registrations per client address
-    rate_limit_write_token: str = "120/60"  # API writes (post, edit, delete) per bearer token
+    rate_limit_api_write: str = "120/60"  # API writes (post, edit, delete) per bearer token
     rate_limit_prefix: str = "microblog:rl:"
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)  # X-Forwarded-For entries to trust
     web_concurrency: int = Field(default=1, ge=1)

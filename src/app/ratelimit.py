@@ -13,8 +13,8 @@ inside the view, where the account is known (``sign_in_throttle``). Routes that 
 say why with ``@not_rate_limited(...)``; a test walks the route map for both marks.
 
 A limited answer tells the client where it stands, in the IETF draft's fields
-(draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "write-token";q=120;w=60``
-(quota and window) and ``RateLimit: "write-token";r=119;t=60`` (remaining, seconds to reset).
+(draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "api-write";q=120;w=60``
+(quota and window) and ``RateLimit: "api-write";r=119;t=60`` (remaining, seconds to reset).
 """
 
 from __future__ import annotations
@@ -332,6 +332,6 @@ def rate_limit_rules(settings: Any) -> dict[str, Rule]:
             "sign-in-account",
             "sign-in-address",
             "register-address",
-            "write-token",
+            "api-write",
         )
     }

@@ -51,7 +51,7 @@ async def bearer_token(base_url):
 @pytest.fixture
 async def server(database_url):
     # One token writes every example: past the per-token limit the run would test only the 429.
-    async with uvicorn_serving(database_url, env={"RATE_LIMIT_WRITE_TOKEN": "off"}) as served:
+    async with uvicorn_serving(database_url, env={"RATE_LIMIT_API_WRITE": "off"}) as served:
         yield served
 
 

@@ -63,7 +63,7 @@ async def list_posts(query: PageQuery) -> Response:
     tag="posts",
     idempotency_key=True,
 )
-@limited_by_token("write-token")
+@limited_by_token("api-write")
 async def write_post(bearer: Bearer, body: PostCreate) -> Response:
     """Write a post as the token's user. With an ``Idempotency-Key``, a retry writes nothing
     and gets the first answer again."""
@@ -120,7 +120,7 @@ async def get_post(post_id: int) -> Response:
 @operation(
     auth="bearer", responses={204: None, 401: Problem, 403: Problem, 404: Problem}, tag="posts"
 )
-@limited_by_token("write-token")
+@limited_by_token("api-write")
 async def remove_post(bearer: Bearer, post_id: int) -> Response:
     """Delete one of your own posts."""
     async with db.connect() as conn:
