@@ -1,6 +1,7 @@
-"""The posts API: keyset pages, writing with a bearer token, reading and deleting."""
+"""The posts API: keyset pages, writing with a bearer token, reading, editing and deleting."""
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from support.accounts import ApiUser
@@ -17,7 +18,8 @@ async def test_a_new_post_has_its_author_from_the_token_and_a_location(client, a
     response = await client.post("/api/posts", json={"body": "  hello  "}, headers=alice.auth)
     assert response.status_code == 201
     post = response.json()
-    assert set(post) == {"id", "body", "author", "created_at"}
+    assert set(post) == {"id", "body", "author", "created_at", "edited_at"}
+    assert post["edited_at"] is None
     assert post["body"] == "  hello  " and post["author"] == "alice"  # kept exactly as sent
     assert post["created_at"].endswith("Z")
     assert response.headers["Location"] == f"/api/posts/{post['id']}"
@@ -175,3 +177,44 @@ async def test_concurrent_writes_are_each_stored_once(client, alice):
     assert len({p["id"] for p in posts}) == 30
     listed = (await client.get("/api/posts", params={"limit": 100})).json()["items"]
     assert sorted(p["body"] for p in listed) == sorted(f"c{n}" for n in range(30))
+
+
+async def test_an_author_edits_their_post_and_every_read_shows_it(client, alice):
+    post = await write(client, alice, "draft")
+    response = await client.patch(
+        f"/api/posts/{post['id']}", json={"body": "final"}, headers=alice.auth
+    )
+    assert response.status_code == 200
+    edited = response.json()
+    assert edited["body"] == "final" and edited["created_at"] == post["created_at"]
+    assert datetime.fromisoformat(edited["edited_at"]) >= datetime.fromisoformat(post["created_at"])
+    assert (await client.get(f"/api/posts/{post['id']}")).json() == edited
+    assert (await client.get("/api/posts")).json()["items"][0] == edited
+
+
+async def test_nobody_edits_someone_elses_post_or_one_that_does_not_exist(client, alice, bob):
+    post = await write(client, alice, "alice's")
+    url = f"/api/posts/{post['id']}"
+    assert (await client.patch(url, json={"body": "bob's"}, headers=bob.auth)).status_code == 403
+    assert (await client.patch(url, json={"body": "x"})).status_code == 401
+    missing = await client.patch("/api/posts/999999", json={"body": "x"}, headers=alice.auth)
+    assert missing.status_code == 404
+    huge = await client.patch(f"/api/posts/{2**40}", json={"body": "x"}, headers=alice.auth)
+    assert huge.status_code == 404
+    assert (await client.get(url)).json()["body"] == "alice's"
+
+
+async def test_an_edit_keeps_the_rules_of_a_new_post(client, alice):
+    post = await write(client, alice, "rules")
+    url = f"/api/posts/{post['id']}"
+    for body in [
+        {"body": " "},
+        {"body": "x" * 281},
+        {"body": "a\u0000b"},
+        {},
+        {"body": "x", "z": 1},
+    ]:
+        response = await client.patch(url, json=body, headers=alice.auth)
+        assert response.status_code == 422, body
+        assert response.headers["Content-Type"] == "application/problem+json"
+    assert (await client.get(url)).json() == post

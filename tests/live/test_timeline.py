@@ -110,6 +110,22 @@ async def test_new_and_deleted_posts_reach_a_subscriber(live_client):
 
 
 @both_databases
+async def test_an_edited_post_reaches_a_subscriber_whole_and_without_an_event_id(live_client):
+    client, alice = live_client
+    post = await write(client, alice, "first draft")
+    async with subscribed(client) as subscriber:
+        edited = await client.patch(
+            f"/api/posts/{post['id']}", json={"body": "second draft"}, headers=alice.auth
+        )
+        assert edited.status_code == 200
+        event = await subscriber.next_named("edit")
+        assert "id" not in event  # Last-Event-ID stays a post id
+        document = json.loads(event["data"])
+        assert document == (await client.get(f"/api/posts/{post['id']}")).json()
+        assert document["body"] == "second draft" and document["edited_at"] is not None
+
+
+@both_databases
 async def test_last_event_id_resumes_without_a_gap_or_a_repeat(live_client):
     client, alice = live_client
     seen = [await write(client, alice, f"before {n}") for n in range(3)]

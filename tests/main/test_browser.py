@@ -102,6 +102,13 @@ async def test_a_person_uses_the_site_in_a_real_browser(https_server, browser):
     first = page.locator("article.post p")
     assert await first.nth(0).inner_text() == hostile  # shown as text, not run
     assert await first.nth(1).inner_text() == "hello from chromium"
+    async with page.expect_navigation():
+        await page.locator("article.post").nth(1).locator("a.edit").click()
+    assert await page.input_value("#body") == "hello from chromium"
+    await fill_and_send(page, {"body": "hello again from chromium"}, "#submit")
+    assert await page.is_visible("text=Your post is edited.")
+    assert await first.nth(1).inner_text() == "hello again from chromium"
+    assert await page.locator("article.post").nth(1).locator(".edited").is_visible()
     assert "older post 0" not in await page.content()
     async with page.expect_navigation():
         await page.click("a[rel=next]")
@@ -123,7 +130,9 @@ async def test_a_person_uses_the_site_in_a_real_browser(https_server, browser):
     await context.close()
 
 
-async def test_the_home_page_shows_posts_as_they_are_written_and_deleted(https_server, browser):
+async def test_the_home_page_shows_posts_as_they_are_written_edited_and_deleted(
+    https_server, browser
+):
     dialogs = []
     context, page = await new_page(browser, dialogs)
     await page.goto(https_server)
@@ -142,6 +151,15 @@ async def test_the_home_page_shows_posts_as_they_are_written_and_deleted(https_s
         assert await live.locator("p").inner_text() == hostile  # text, never HTML
         assert await live.locator("a").inner_text() == "writer"
         assert not await page.is_visible("text=No posts yet.")
+        assert not await live.locator(".edited").is_visible()
+        edit = {"body": "<b>edited</b> in place"}
+        url = f"/api/posts/{post['id']}"
+        assert (await api.patch(url, json=edit, headers=auth)).status_code == 200
+        await page.wait_for_function(
+            f"document.querySelector('#post-{post['id']} p').textContent === {edit['body']!r}"
+        )
+        assert await live.locator(".edited").is_visible()
+        assert await live.locator("b").count() == 0  # still text, never HTML
         assert (await api.delete(f"/api/posts/{post['id']}", headers=auth)).status_code == 204
         await live.wait_for(state="detached", timeout=5000)
     assert dialogs == [], f"a script ran: {dialogs}"

@@ -132,3 +132,54 @@ async def test_signed_out_visitors_cannot_delete(client, app):
     response = await client.post(f"/post/{created.json()['id']}/delete")
     assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login")
     assert (await client.get(f"/api/posts/{created.json()['id']}")).status_code == 200
+
+
+async def edit_from_the_page(client, post_id, body):
+    form = await client.get(f"/post/{post_id}/edit")
+    assert form.status_code == 200
+    return await client.post(
+        f"/post/{post_id}/edit", data={"csrf_token": csrf_token(form.text), "body": body}
+    )
+
+
+async def test_an_author_edits_their_post_from_the_page(client):
+    await register(client)
+    await login(client)
+    post_id = await post_from_the_form(client, "frist post")
+    home = await client.get("/")
+    assert f'href="/post/{post_id}/edit"' in home.text
+    form = await client.get(f"/post/{post_id}/edit")
+    assert "frist post" in form.text  # the form starts from the current body
+    response = await edit_from_the_page(client, post_id, "first post")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/#post-{post_id}"
+    post = (await client.get(f"/api/posts/{post_id}")).json()
+    assert post["body"] == "first post" and post["edited_at"] is not None
+    assert "(edited)" in (await client.get("/")).text
+
+
+async def test_an_empty_edit_shows_a_form_error_and_keeps_the_post(client):
+    await register(client)
+    await login(client)
+    post_id = await post_from_the_form(client, "keep me")
+    response = await edit_from_the_page(client, post_id, "   ")
+    assert response.status_code == 200
+    assert "This field is required." in response.text
+    assert (await client.get(f"/api/posts/{post_id}")).json()["body"] == "keep me"
+
+
+async def test_nobody_edits_someone_elses_post(client):
+    bob = await register_api_user(client, "bob")
+    created = await client.post("/api/posts", json={"body": "bob's"}, headers=bob.auth)
+    post_id = created.json()["id"]
+    await register(client)
+    await login(client)
+    assert f'href="/post/{post_id}/edit"' not in (await client.get("/")).text
+    assert (await client.get(f"/post/{post_id}/edit")).status_code == 403
+    home = await client.get("/")
+    forged = await client.post(
+        f"/post/{post_id}/edit", data={"csrf_token": csrf_token(home.text), "body": "mine now"}
+    )
+    assert forged.status_code == 403
+    assert (await client.get(f"/api/posts/{post_id}")).json()["body"] == "bob's"
+    assert (await client.get("/post/999999/edit")).status_code == 404

@@ -1,4 +1,4 @@
-"""API: list, read, write and delete posts."""
+"""API: list, read, write, edit and delete posts."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..store.posts import (
     create_post,
     create_post_for_token,
     delete_post,
+    edit_post,
     find_post,
     select_posts_older,
 )
@@ -28,6 +29,7 @@ from .responses import json_response, no_content
 from .schemas import (
     PageQuery,
     PostCreate,
+    PostEdit,
     PostPage,
     PostPublic,
     Problem,
@@ -114,6 +116,32 @@ async def get_post(post_id: int) -> Response:
     if post is None:
         raise no_such_post()
     return json_response(PostPublic(*post))
+
+
+@bp.patch("/posts/<int:post_id>")
+@operation(
+    auth="bearer",
+    body=PostEdit,
+    responses={200: PostPublic, 401: Problem, 403: Problem, 404: Problem, 422: Problem},
+    tag="posts",
+)
+@limited_by_token("api-write")
+async def change_post(bearer: Bearer, post_id: int, body: PostEdit) -> Response:
+    """Edit one of your own posts: its new body, under the same rules as a new post's."""
+    async with db.connect() as conn:
+        user = await bearer.user(conn)
+        if post_id > MAX_ID:
+            raise no_such_post()
+        try:
+            row = await edit_post(
+                conn, post_id=post_id, author_id=user.id, author=user.username, body=body.body
+            )
+        except NotAuthor:
+            raise APIProblem(403, "Only its author can edit a post.") from None
+    if row is None:
+        raise no_such_post()
+    live.post_edited(row)
+    return json_response(PostPublic(*row))
 
 
 @bp.delete("/posts/<int:post_id>")

@@ -143,6 +143,10 @@ class TokenCreate(_Request):
     ) = None
 
 
+class PostEdit(PostCreate):
+    """A post's new body, under the same rules as a new post's."""
+
+
 # A cursor is a post id in base 36, and every well-formed cursor is a position: one past any id
 # reads from the newest post, 0 reads nothing. So the schema's pattern tells the whole truth.
 CURSOR_PATTERN = r"^[0-9a-z]{1,7}$"
@@ -231,6 +235,7 @@ class PostPublic:
     body: str
     author: str
     created_at: datetime
+    edited_at: datetime | None  # None until its author edits it
 
 
 class EventStream:

@@ -35,8 +35,8 @@ def encode_post(row: PostRow) -> bytes:
     auth="bearer-optional", responses={200: EventStream, 422: Problem, 429: Problem}, tag="posts"
 )
 async def stream_posts(user: UserRef | None) -> Response:
-    """New posts (event "post", id = post id) and deleted ones (event "delete") as they happen;
-    send Last-Event-ID to resume after a post."""
+    """New posts (event "post", id = post id), edited ones (event "edit") and deleted ones
+    (event "delete") as they happen; send Last-Event-ID to resume after a post."""
     resume_after = _last_event_id()
     try:
         subscription = await live.subscribe(

@@ -26,7 +26,7 @@ from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
 from ..redis_connection import redis_client
 from ..store.posts import PostRow, find_post, select_posts_newer
-from .events import HEARTBEAT, delete_event, post_event
+from .events import HEARTBEAT, delete_event, edit_event, post_event
 from .hub import Hub
 from .listener import Listener
 from .places import LocalPlaces, Places, SharedPlaces
@@ -71,6 +71,12 @@ class LiveTimeline:
         state = _state()
         if state.in_process:
             state.publish_post(row)
+
+    def post_edited(self, row: PostRow) -> None:
+        """Announce a post the view just edited (PostgreSQL announces it by itself)."""
+        state = _state()
+        if state.in_process:
+            state.hub.publish(edit_event(state.encode_post(row)))
 
     def post_deleted(self, post_id: int) -> None:
         """Announce a post the view just deleted (PostgreSQL announces it by itself)."""
@@ -186,10 +192,19 @@ class _LiveState:
         if kind == "delete":
             self.hub.publish(delete_event(post_id))
         elif not self.hub.subscribers:  # nobody to tell: spare the database the read
-            self.newest_post_id = max(self.newest_post_id, post_id)
+            if kind == "post":
+                self.newest_post_id = max(self.newest_post_id, post_id)
+        elif kind == "edit":
+            return self._publish_edited_post(post_id)
         else:
             return self._publish_new_post(post_id)
         return None
+
+    async def _publish_edited_post(self, post_id: int) -> None:
+        async with db.connect() as conn:
+            row = await find_post(conn, post_id)
+        if row is not None:
+            self.hub.publish(edit_event(self.encode_post(row)))
 
     async def _publish_new_post(self, post_id: int) -> None:
         async with db.connect() as conn:

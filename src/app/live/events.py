@@ -10,6 +10,12 @@ def post_event(post_id: int, document: bytes) -> bytes:
     return b"id: %d\nevent: post\ndata: %s\n\n" % (post_id, document)
 
 
+def edit_event(document: bytes) -> bytes:
+    """An edited post, whole. No event id: edits are not replayed to a client that reconnects
+    (its next page load shows them), so they never disturb the ``Last-Event-ID`` sequence."""
+    return b"event: edit\ndata: %s\n\n" % document
+
+
 def delete_event(post_id: int) -> bytes:
     """A deleted post. No event id: a resuming client goes on from the newest post it saw."""
     return b'event: delete\ndata: {"id":%d}\n\n' % post_id

@@ -1,6 +1,6 @@
-"""One PostgreSQL connection per worker that LISTENs for new and deleted posts.
+"""One PostgreSQL connection per worker that LISTENs for new, edited and deleted posts.
 
-Writers notify in the same statement as the insert or delete (see ``store/posts.py``), so a
+Writers notify in the same statement as the insert, update or delete (see ``store/posts.py``), so a
 notification is sent when, and only if, the change commits; every worker of every instance
 hears it on its one listening connection and fans it out to its own subscribers. When the
 connection drops, the listener reconnects and first publishes what it missed, read from the
@@ -22,7 +22,7 @@ from ..store.posts import LIVE_CHANNEL
 log = logging.getLogger(__name__)
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
-# ("post" or "delete", post id) -> work to do on the loop, if any
+# ("post", "edit" or "delete", post id) -> work to do on the loop, if any
 OnNotice = Callable[[str, int], Coroutine[Any, Any, None] | None]
 CatchUp = Callable[[], Awaitable[None]]
 
@@ -74,7 +74,7 @@ class Listener:
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, post_id = payload.partition(":")
-        if kind in ("post", "delete") and post_id.isdigit():
+        if kind in ("post", "edit", "delete") and post_id.isdigit():
             work = self._on_notice(kind, int(post_id))
             if work is not None:
                 task = asyncio.get_running_loop().create_task(work)

@@ -1,4 +1,4 @@
-"""Everyone's posts, one user's posts, and writing a post."""
+"""Everyone's posts, one user's posts, and writing, editing and deleting a post."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from ..database import db
 from ..live import live
 from ..models import MAX_ID, is_username
 from ..ratelimit import not_rate_limited
-from ..store.posts import NotAuthor, create_post, delete_post, select_posts_page
+from ..store.posts import (
+    NotAuthor,
+    create_post,
+    delete_post,
+    edit_post,
+    find_post,
+    select_posts_page,
+)
 from ..store.users import find_user_by_username
 from . import bp
 from .forms import PostForm
@@ -42,6 +49,41 @@ async def index() -> Response | str:
         flash("Your post is live.")
         return redirect(url_for("main.index", _anchor=f"post-{post_id}"))
     return await _render_posts("index.html", form=form)
+
+
+@bp.route("/post/<int:post_id>/edit", methods=["GET", "POST"])
+@not_rate_limited("only an author edits, and only their own posts")
+@login_required
+async def change_post(post_id: int) -> Response | str:
+    if post_id > MAX_ID:
+        abort(404)
+    form = PostForm()
+    if form.validate_on_submit():
+        try:
+            async with db.connect() as conn:
+                row = await edit_post(
+                    conn,
+                    post_id=post_id,
+                    author_id=current_user.id,
+                    author=current_user.username,
+                    body=form.body.data,
+                )
+        except NotAuthor:
+            abort(403)
+        if row is None:
+            abort(404)
+        live.post_edited(row)
+        flash("Your post is edited.")
+        return redirect(url_for("main.index", _anchor=f"post-{post_id}"))
+    if request.method == "GET":
+        async with db.connect() as conn:
+            post = await find_post(conn, post_id)
+        if post is None:
+            abort(404)
+        if post[2] != current_user.username:
+            abort(403)
+        form.body.data = post[1]
+    return render_template("edit.html", form=form, post_id=post_id)
 
 
 @bp.post("/post/<int:post_id>/delete")

@@ -1,5 +1,5 @@
-// The home page's live timeline: new posts appear at the top and deleted ones go, without a
-// reload. Without JavaScript (or EventSource) the page is the same, only not live.
+// The home page's live timeline: new posts appear at the top, edited ones change in place and
+// deleted ones go, without a reload. Without JavaScript (or EventSource) the page is the same, only not live.
 (() => {
   "use strict";
   const feed = document.querySelector("[data-live-stream]");
@@ -11,6 +11,13 @@
     if (document.getElementById(`post-${post.id}`)) return;
     feed.querySelector(".no-posts")?.remove();
     feed.prepend(article(post));
+  });
+  stream.addEventListener("edit", (event) => {
+    const post = JSON.parse(event.data);
+    const shown = document.getElementById(`post-${post.id}`);
+    if (!shown) return;
+    shown.querySelector("p").textContent = post.body;
+    shown.querySelector(".edited").hidden = false;
   });
   stream.addEventListener("delete", (event) => {
     document.getElementById(`post-${JSON.parse(event.data).id}`)?.remove();
@@ -24,8 +31,12 @@
     const time = document.createElement("time");
     time.dateTime = post.created_at;
     time.textContent = `${new Date(post.created_at).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+    const edited = document.createElement("span");
+    edited.className = "edited";
+    edited.textContent = "(edited)";
+    edited.hidden = !post.edited_at;
     const header = document.createElement("header");
-    header.append(author, " ", time);
+    header.append(author, " ", time, " ", edited);
     const body = document.createElement("p");
     body.textContent = post.body;
     const node = document.createElement("article");

@@ -1,4 +1,5 @@
-"""Posts: newest-first pages (by keyset for the API, by page number for HTML), create, delete."""
+"""Posts: newest-first pages (by keyset for the API, by page number for HTML), create, edit,
+delete."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
@@ -33,24 +35,34 @@ class NotAuthor(Exception):
 # The channel on which PostgreSQL tells every worker's live timeline of new and deleted posts.
 LIVE_CHANNEL = "microblog_posts"
 
-# Every read returns rows of these columns, in this order: (id, body, author, created_at).
-POST_COLUMNS = (Post.id, Post.body, User.username.label("author"), Post.created_at)
+# Every read returns rows of these columns, in this order:
+# (id, body, author, created_at, edited_at).
+POST_COLUMNS = (
+    Post.id,
+    Post.body,
+    User.username.label("author"),
+    Post.created_at,
+    Post.edited_at,
+)
 # A row as read, or the same values as a view that just wrote them has them.
-PostRow = Row[int, str, str, datetime] | tuple[int, str, str, datetime]
+PostRow = (
+    Row[int, str, str, datetime, datetime | None] | tuple[int, str, str, datetime, datetime | None]
+)
+PostSelect = Select[int, str, str, datetime, datetime | None]
 
 
-def _posts(*conditions: object) -> Select[int, str, str, datetime]:
+def _posts(*conditions: object) -> PostSelect:
     return select(*POST_COLUMNS).join(User, User.id == Post.author_id).where(*conditions)  # type: ignore[arg-type]
 
 
-def _newest(*conditions: object) -> Select[int, str, str, datetime]:
+def _newest(*conditions: object) -> PostSelect:
     return _posts(*conditions).order_by(Post.id.desc())
 
 
 _limited_statements: dict[tuple[int, int], Prepared] = {}
 
 
-def _limited(statement: Select[int, str, str, datetime], limit: int) -> Prepared:
+def _limited(statement: PostSelect, limit: int) -> Prepared:
     """``statement`` with its LIMIT written into the SQL, built once per page size.
 
     Not a parameter: with one there, PostgreSQL plans the statement again on every execution
@@ -121,6 +133,20 @@ _insert_and_notify = select(
 )
 
 
+_edit = (
+    update(Post)
+    .where(Post.id == bindparam("post_id"), Post.author_id == bindparam("editor_id"))
+    .values(body=bindparam("new_body"), edited_at=bindparam("edit_time"))
+    .returning(Post.id, Post.created_at)
+)
+_edited = _edit.cte("edited")
+_edit_and_notify = select(
+    _edited.c.id,
+    _edited.c.created_at,
+    func.pg_notify(LIVE_CHANNEL, literal("edit:") + cast(_edited.c.id, String)),
+)
+
+
 def _delete_and_notify(post_id: int, author_id: int) -> Select[int, str]:
     deleted = (
         delete(Post)
@@ -163,19 +189,36 @@ async def select_posts_page(
     return posts[:per_page], len(posts) > per_page
 
 
-async def create_post(
-    conn: AsyncConnection, *, author_id: int, author: str, body: str
-) -> tuple[int, str, str, datetime]:
+NewRow = tuple[int, str, str, datetime, datetime | None]
+
+
+async def create_post(conn: AsyncConnection, *, author_id: int, author: str, body: str) -> NewRow:
     """Insert a post by ``author_id`` (whose username is ``author``); return it as a read does."""
     params = {"body": body, "author_id": author_id}
     statement = _insert_and_notify if conn.dialect.name == "postgresql" else _insert
     post_id, created_at, *_ = (await conn.execute(statement, params)).one()
-    return post_id, body, author, created_at
+    return post_id, body, author, created_at, None
+
+
+async def edit_post(
+    conn: AsyncConnection, *, post_id: int, author_id: int, author: str, body: str
+) -> NewRow | None:
+    """Replace the body of the post if ``author_id`` (named ``author``) wrote it; return it as a
+    read does, None if there is no such post; ``NotAuthor`` if someone else wrote it."""
+    now = utc_now()
+    params = {"post_id": post_id, "editor_id": author_id, "new_body": body, "edit_time": now}
+    statement = _edit_and_notify if conn.dialect.name == "postgresql" else _edit
+    row = (await conn.execute(statement, params)).first()
+    if row is not None:
+        return post_id, body, author, row[1], now
+    if await conn.scalar(_author_of, {"post_id": post_id}) is not None:
+        raise NotAuthor(post_id)
+    return None
 
 
 async def create_post_for_token(
     conn: AsyncConnection, *, token_hash: str, body: str
-) -> tuple[int, str, str, datetime] | None:
+) -> NewRow | None:
     """Insert a post by the user of the live token whose digest is ``token_hash``, and return
     it as a read does; None, with nothing written, if there is no such token."""
     now = utc_now()
@@ -187,7 +230,7 @@ async def create_post_for_token(
         return None
     post_id, created_at, author, author_id, *_ = row
     note_user(author_id)  # the token's user, for the request's log line
-    return post_id, body, author, created_at
+    return post_id, body, author, created_at, None
 
 
 async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) -> bool:
