@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .database_url import (
@@ -18,6 +19,9 @@ from .database_url import (
     split_database_url,
 )
 
+CORS_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?"
+)
 MIN_SECRET_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 12  # secrets.token_urlsafe(32) has about 30
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
@@ -88,6 +92,8 @@ class Settings(BaseSettings):
     access_log: bool = True  # one line a request, written by the app (uvicorn's stays off)
     otel_exporter_otlp_endpoint: str = ""  # traces go there over OTLP/HTTP; unset, none made
     metrics_token: SecretStr | None = None  # for /metrics; unset, production serves none
+    cors_origins: str = ""  # comma-separated exact origins that may call /api from a browser
+    compress_responses: bool = True  # API answers over 1 KiB, when the client accepts it
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +151,21 @@ class Settings(BaseSettings):
         per_worker = max(1, self.db_max_connections // self.web_concurrency - listener)
         pool_size = min(self.db_pool_size, per_worker)
         return pool_size, min(self.db_max_overflow, per_worker - pool_size)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if not CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS takes exact origins such as https://app.example.com "
+                    f"(scheme, host and port only; no wildcard): {origin!r}"
+                )
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def trusted_hosts(self) -> list[str] | None:

@@ -70,8 +70,21 @@ async def test_errors_are_documented_as_problem_json(document):
 
 
 async def test_query_parameters_are_documented(document):
-    names = {p["name"] for p in document["paths"]["/api/posts"]["get"]["parameters"]}
-    assert names == {"limit", "cursor"}
+    parameters = document["paths"]["/api/posts"]["get"]["parameters"]
+    assert {p["name"] for p in parameters if p["in"] == "query"} == {"limit", "cursor"}
+
+
+async def test_conditional_reads_document_etag_if_none_match_and_304(document):
+    read = document["paths"]["/api/posts/{post_id}"]["get"]
+    assert "If-None-Match" in {p["name"] for p in read["parameters"] if p["in"] == "header"}
+    assert "ETag" in read["responses"]["200"]["headers"]
+    assert "304" in read["responses"] and "content" not in read["responses"]["304"]
+
+
+async def test_limited_operations_document_their_ratelimit_headers(document):
+    write = document["paths"]["/api/posts"]["post"]["responses"]
+    assert {"RateLimit", "RateLimit-Policy"} <= set(write["201"]["headers"])
+    assert "Retry-After" in write["429"]["headers"]
 
 
 async def test_problem_documents_have_exactly_the_documented_fields(client, document):

@@ -54,9 +54,11 @@ class Subscriber:
 
 @asynccontextmanager
 async def subscribed(client: httpx.AsyncClient, headers: dict[str, str] | None = None):
-    async with client.stream("GET", "/api/posts/stream", headers=headers) as response:
+    asked = {"Accept-Encoding": "gzip, br, zstd", **(headers or {})}
+    async with client.stream("GET", "/api/posts/stream", headers=asked) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in response.headers  # each event leaves at once
         subscriber = Subscriber(response)
         assert "retry" in await subscriber.next_event()  # the stream is open
         yield subscriber

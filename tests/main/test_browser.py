@@ -5,24 +5,12 @@ posts, pages back, signs out; a replayed cookie is signed out; HTML in a post st
 a form post without a Referer (as privacy settings send it) still works.
 """
 
-import os
-import shutil
-
 import httpx
 import pytest
 from support.accounts import PASSWORD
+from support.browser import launched_chromium
 from support.processes import self_signed_certificate, uvicorn_serving
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-playwright_api = pytest.importorskip("playwright.async_api")
 pytestmark = pytest.mark.processes
 
 
@@ -42,17 +30,8 @@ async def https_server(postgres_available, certificate):
 
 @pytest.fixture
 async def browser():
-    if CHROMIUM is None:
-        message = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
+    async with launched_chromium() as browser:
         yield browser
-        await browser.close()
 
 
 async def without_referer(route):

@@ -42,6 +42,7 @@ class Operation:
     idempotent: bool = False  # takes an Idempotency-Key
     body_optional: bool = False  # no body at all means the body model's defaults
     rate_limits: tuple[str, ...] = ()  # filled in from the view's rate-limit marks
+    conditional: bool = False  # answers with an ETag, and If-None-Match with a 304
 
 
 def operation(
@@ -53,6 +54,7 @@ def operation(
     tag: str,
     idempotency_key: bool = False,
     body_optional: bool = False,
+    conditional: bool = False,
 ) -> Callable[[AsyncView], AsyncView]:
     """Declare a view's contract, and enforce it: ``auth="bearer"`` gives the view ``user``
     (and ``token`` if it asks), ``auth="basic"`` gives it ``credentials``, or the request ends
@@ -77,6 +79,7 @@ def operation(
             view.__name__,
             idempotency_key,
             body_optional,
+            conditional=conditional,
         )
         parameters = inspect.signature(view).parameters
         wants_token = "token" in parameters

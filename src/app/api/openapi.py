@@ -64,8 +64,10 @@ def documented_routes(app: Flask) -> list[tuple[str, str, Operation]]:
     return routes
 
 
-def _answers_any_route_gives(contract: Operation, view: Any) -> dict[int, type]:
-    answers: dict[int, type] = {503: Problem}  # the database is busy, or the worker sheds load
+def _answers_any_route_gives(contract: Operation, view: Any) -> dict[int, type | None]:
+    answers: dict[int, type | None] = {
+        503: Problem
+    }  # the database is busy, or the worker sheds load
     if contract.auth is not None:
         answers[401] = Problem
     if contract.body is not None:
@@ -74,6 +76,8 @@ def _answers_any_route_gives(contract: Operation, view: Any) -> dict[int, type]:
         answers[422] = Problem
     if getattr(view, "rate_limits", None):
         answers[429] = Problem
+    if contract.conditional:
+        answers[304] = None
     return answers
 
 
@@ -116,9 +120,15 @@ def _operation(rule: str, contract: Operation) -> dict[str, Any]:
         "tags": list(contract.tags),
         "parameters": _path_parameters(rule)
         + _query_parameters(contract.query)
-        + (_idempotency_key_header() if contract.idempotent else []),
+        + (_idempotency_key_header() if contract.idempotent else [])
+        + (IF_NONE_MATCH if contract.conditional else []),
         "responses": {
-            str(status): _response(status, model, limited=bool(contract.rate_limits))
+            str(status): _response(
+                status,
+                model,
+                limited=bool(contract.rate_limits),
+                tagged=contract.conditional and status in (200, 304),
+            )
             for status, model in contract.responses.items()
         },
     }
@@ -189,10 +199,30 @@ RATE_LIMIT_HEADERS = {
 }
 
 
-def _response(status: int, model: type | None, *, limited: bool = False) -> dict[str, Any]:
+IF_NONE_MATCH = [
+    {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": "The ETag of the copy the client holds: if it is still current, the "
+        "answer is 304 with no body.",
+        "schema": {"type": "string"},
+    }
+]
+ETAG_HEADER = {
+    "description": "A weak validator of this document, for If-None-Match.",
+    "schema": {"type": "string"},
+}
+
+
+def _response(
+    status: int, model: type | None, *, limited: bool = False, tagged: bool = False
+) -> dict[str, Any]:
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if tagged:
+        response["headers"] = {"ETag": ETAG_HEADER}
     if limited and status not in (413, 415, 503):  # those are answered before any count
-        response["headers"] = dict(RATE_LIMIT_HEADERS)
+        response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
     if status == 429:
         response.setdefault("headers", {})["Retry-After"] = {
             "description": "Seconds until a retry may succeed.",

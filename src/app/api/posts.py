@@ -25,7 +25,7 @@ from . import bp
 from .contract import Bearer, operation
 from .idempotency import claim, purge_now_and_then, request_digest, sent_key
 from .problems import APIProblem
-from .responses import json_response, no_content
+from .responses import json_response, json_with_etag, no_content
 from .schemas import (
     PageQuery,
     PostCreate,
@@ -49,12 +49,12 @@ def no_such_post() -> APIProblem:
 
 
 @bp.get("/posts")
-@operation(query=PageQuery, responses={200: PostPage, 422: Problem}, tag="posts")
+@operation(query=PageQuery, responses={200: PostPage, 422: Problem}, tag="posts", conditional=True)
 async def list_posts(query: PageQuery) -> Response:
     """Everyone's posts, newest first, a page at a time."""
     async with db.connect() as conn:
         posts = await select_posts_older(conn, limit=query.limit + 1, before=query.before)
-    return json_response(post_page(posts, query.limit))
+    return json_with_etag(post_page(posts, query.limit))
 
 
 @bp.post("/posts")
@@ -106,7 +106,7 @@ def created(row: PostRow) -> Response:
 
 
 @bp.get("/posts/<int:post_id>")
-@operation(responses={200: PostPublic, 404: Problem}, tag="posts")
+@operation(responses={200: PostPublic, 404: Problem}, tag="posts", conditional=True)
 async def get_post(post_id: int) -> Response:
     """One post."""
     post = None
@@ -115,7 +115,7 @@ async def get_post(post_id: int) -> Response:
             post = await find_post(conn, post_id)
     if post is None:
         raise no_such_post()
-    return json_response(PostPublic(*post))
+    return json_with_etag(PostPublic(*post))
 
 
 @bp.patch("/posts/<int:post_id>")

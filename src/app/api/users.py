@@ -25,7 +25,7 @@ from . import bp
 from .contract import Bearer, operation, refused_token
 from .posts import post_page
 from .problems import APIProblem
-from .responses import json_response, no_content
+from .responses import json_response, json_with_etag, no_content
 from .schemas import (
     PageQuery,
     PasswordChange,
@@ -89,7 +89,7 @@ async def change_password(user: UserRef, body: PasswordChange) -> Response:
 
 
 @bp.get("/users/me")
-@operation(auth="bearer", responses={200: UserSelf, 401: Problem}, tag="users")
+@operation(auth="bearer", responses={200: UserSelf, 401: Problem}, tag="users", conditional=True)
 async def who_am_i(bearer: Bearer) -> Response:
     """The token's user, email address included."""
     async with db.connect() as conn:
@@ -97,11 +97,11 @@ async def who_am_i(bearer: Bearer) -> Response:
         profile = await find_own_profile(conn, user.id)
     if profile is None:  # deleted between the two statements
         raise refused_token()
-    return json_response(UserSelf(*profile))
+    return json_with_etag(UserSelf(*profile))
 
 
 @bp.get("/users/<username>")
-@operation(responses={200: UserPublic, 404: Problem}, tag="users")
+@operation(responses={200: UserPublic, 404: Problem}, tag="users", conditional=True)
 async def get_user(username: str) -> Response:
     """A user's public profile, with its post count."""
     if not is_username(username):
@@ -110,11 +110,16 @@ async def get_user(username: str) -> Response:
         profile = await find_profile(conn, username)
     if profile is None:
         raise no_such_user()
-    return json_response(UserPublic(*profile))
+    return json_with_etag(UserPublic(*profile))
 
 
 @bp.get("/users/<username>/posts")
-@operation(query=PageQuery, responses={200: PostPage, 404: Problem, 422: Problem}, tag="users")
+@operation(
+    query=PageQuery,
+    responses={200: PostPage, 404: Problem, 422: Problem},
+    tag="users",
+    conditional=True,
+)
 async def list_user_posts(username: str, query: PageQuery) -> Response:
     """A user's posts, newest first, a page at a time."""
     if not is_username(username):
@@ -126,4 +131,4 @@ async def list_user_posts(username: str, query: PageQuery) -> Response:
         posts = await select_posts_older(
             conn, limit=query.limit + 1, before=query.before, author_id=user.id
         )
-    return json_response(post_page(posts, query.limit))
+    return json_with_etag(post_page(posts, query.limit))
