@@ -68,7 +68,7 @@ def operation(
     bug that fails loudly rather than a write nobody authorised."""
 
     def decorate(view: AsyncView) -> AsyncView:
-        summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
+        summary = _summary(view)
         contract = Operation(
             summary,
             responses,
@@ -114,6 +114,12 @@ def operation(
         return checked_view
 
     return decorate
+
+
+def _summary(view: AsyncView) -> str:
+    """The docstring's first paragraph, on one line, with reST's double backticks as Markdown's."""
+    paragraph = (view.__doc__ or view.__name__).strip().split("\n\n")[0]
+    return " ".join(paragraph.split()).replace("``", "`")
 
 
 def _validate_request(contract: Operation, kwargs: dict[str, Any]) -> None:
