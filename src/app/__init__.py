@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from . import api, auth, cli, compression, health, main, security
+    from . import api, auth, cli, health, main, security
     from .auth.sessions import BrowserSessionInterface, login_manager, session_lifetimes
 
     login_manager.init_app(app)
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     security.init_app(app, production=settings.is_production)
     api.cors.init_app(app, settings.cors_origin_list)
     if settings.compress_responses:
-        compression.init_app(app)
+        api.compression.init_app(app, api.bp.name)
     cli.register_commands(app)
     metrics.init_app(app, settings)
     tracing.init_app(settings)

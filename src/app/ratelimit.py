@@ -248,11 +248,13 @@ def _show_standing(rule: Rule, *, remaining: int, reset: int) -> None:
 
 def _standing_headers(response: Response) -> Response:
     standings = g.rate_limit_standings
-    response.headers["RateLimit-Policy"] = ", ".join(
-        f'"{rule.name}";q={rule.count};w={rule.seconds}' for rule, _, _ in standings
+    response.headers.add(
+        "RateLimit-Policy",
+        ", ".join(f'"{rule.name}";q={rule.count};w={rule.seconds}' for rule, _, _ in standings),
     )
-    response.headers["RateLimit"] = ", ".join(
-        f'"{rule.name}";r={remaining};t={reset}' for rule, remaining, reset in standings
+    response.headers.add(
+        "RateLimit",
+        ", ".join(f'"{rule.name}";r={remaining};t={reset}' for rule, remaining, reset in standings),
     )
     return response
 
@@ -300,9 +302,8 @@ def limited_by_token(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
     def decorate(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
         async def counted(*args: Any, **kwargs: Any) -> Any:
-            credentials = request.authorization
-            if credentials is not None and credentials.token:
-                key = hashlib.sha256(credentials.token.encode()).hexdigest()[:32]
+            key = _token_key(kwargs.get("bearer"))
+            if key is not None:
                 for name in rule_names:
                     await rate_limiter.hit(rules()[name], key)
             return await view(*args, **kwargs)
@@ -311,6 +312,17 @@ def limited_by_token(*rule_names: str) -> Callable[[AsyncView], AsyncView]:
         return counted
 
     return decorate
+
+
+def _token_key(bearer: Any) -> str | None:
+    """The key a request's token is counted under. An API operation hands its view the token
+    as ``bearer``, whose digest it computes once a request; other views parse the header."""
+    if bearer is not None:
+        return bearer.digest[:32]  # type: ignore[no-any-return]
+    credentials = request.authorization
+    if credentials is None or not credentials.token:
+        return None
+    return hashlib.sha256(credentials.token.encode()).hexdigest()[:32]
 
 
 def not_rate_limited(reason: str) -> Callable[[Any], Any]:

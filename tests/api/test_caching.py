@@ -81,3 +81,16 @@ async def test_small_answers_and_pages_are_never_compressed(client, alice):
         await write(client, alice, "x" * 200)
     page = await client.get("/", headers={"Accept-Encoding": "gzip, br"})
     assert len(page.content) > 1024 and "Content-Encoding" not in page.headers
+
+
+async def test_a_large_answer_sent_plain_still_tells_caches_it_varies_by_encoding(client, alice):
+    for n in range(12):
+        await write(client, alice, f"post number {n} " + "padding " * 20)
+    plain = client.build_request("GET", "/api/posts")
+    del plain.headers["Accept-Encoding"]  # a client that accepts no encoding at all
+    response = await client.send(plain)
+    assert len(response.content) > 1024 and "Content-Encoding" not in response.headers
+    assert "Accept-Encoding" in response.headers["Vary"]
+    small = client.build_request("GET", "/api/users/alice")
+    del small.headers["Accept-Encoding"]
+    assert "Accept-Encoding" not in (await client.send(small)).headers.get("Vary", "")

@@ -7,4 +7,4 @@ from ..paths import API_PREFIX
 bp = Blueprint("api", __name__, url_prefix=API_PREFIX.rstrip("/"))
 
 
-from . import cors, docs, openapi, posts, stream, token_uses, tokens, users  # noqa: E402, F401  (they register their routes)
+from . import compression, cors, docs, openapi, posts, stream, token_uses, tokens, users  # noqa: E402, F401  (they register their routes)

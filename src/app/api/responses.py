@@ -30,8 +30,9 @@ def json_response(
     """``document``, an instance of a response schema, as an ``application/json`` response."""
     body = json_bytes(document)
     response = Response(body, status=status, mimetype="application/json")
-    if headers:
-        response.headers.update(headers)
+    if headers:  # names a new response lacks: added, not set (setting scans the list first)
+        for name, value in headers.items():
+            response.headers.add(name, value)
     return response
 
 
@@ -40,10 +41,13 @@ def json_with_etag(document: Any) -> Response:
     ``If-None-Match`` already names it. Weak, so the tag holds whatever encoding carries it."""
     body = json_bytes(document)
     tag = hashlib.blake2b(body, digest_size=12).hexdigest()
-    headers = {"ETag": f'W/"{tag}"', "Cache-Control": "no-cache"}  # cache, but always ask
     if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(tag):
-        return Response(status=304, headers=headers)
-    return Response(body, mimetype="application/json", headers=headers)
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="application/json")
+    response.headers.add("ETag", f'W/"{tag}"')
+    response.headers.add("Cache-Control", "no-cache")  # cache, but always ask
+    return response
 
 
 def no_content() -> Response:
