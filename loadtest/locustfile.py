@@ -361,6 +361,8 @@ class ApiClient(MicroblogUser):
                 "/api/posts", json={"body": body}, headers=headers, name=name, catch_response=True
             ) as response:
                 if response.status_code == 201:
+                    if response.headers.get("Idempotent-Replayed") == "true":
+                        LEDGER.record("post_replayed", key=key, attempt=attempt)
                     return int(response.json()["id"])
                 retryable = response.status_code in (0, 409, 503)
                 response.failure(unexpected("writing", response))

@@ -37,6 +37,7 @@ class IntegrityReport:
     deletes_acknowledged: int = 0
     writes_unconfirmed: int = 0  # sent, never acknowledged (in flight at the stop, or refused)
     writes_unconfirmed_landed: int = 0
+    replayed: int = 0  # acknowledged by a retry that the app answered from its first attempt
     deletes_unconfirmed: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -47,7 +48,8 @@ class IntegrityReport:
     def summary(self) -> str:
         counts = (
             f"{self.present} of {self.acknowledged} acknowledged posts present exactly once, "
-            f"{self.deletes_acknowledged} acknowledged deletes gone; "
+            f"{self.deletes_acknowledged} acknowledged deletes gone, "
+            f"{self.replayed} retried writes answered by a replay; "
             f"counted apart: {self.writes_unconfirmed} unconfirmed writes "
             f"({self.writes_unconfirmed_landed} landed), "
             f"{self.deletes_unconfirmed} unconfirmed deletes"
@@ -65,6 +67,7 @@ class Expectation:
 
     sent: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (author, body)
     acked: dict[str, int] = field(default_factory=dict)  # key -> post id
+    replayed: set[str] = field(default_factory=set)  # keys whose 201 said Idempotent-Replayed
     deletes_sent: set[int] = field(default_factory=set)
     deletes_acked: set[int] = field(default_factory=set)
     baseline: int | None = None
@@ -79,6 +82,8 @@ class Expectation:
                 expectation.sent[record["key"]] = (record["author"], record["body"])
             elif kind == "post_acked":
                 expectation.acked[record["key"]] = record["id"]
+            elif kind == "post_replayed":
+                expectation.replayed.add(record["key"])
             elif kind == "delete_sent":
                 expectation.deletes_sent.add(record["id"])
             elif kind == "delete_acked":
@@ -96,7 +101,9 @@ class Expectation:
 
 def check(expectation: Expectation, observed: Iterable[ObservedPost]) -> IntegrityReport:
     """Compare the posts created since the baseline with what the kit sent and was told."""
-    report = IntegrityReport(deletes_acknowledged=len(expectation.deletes_acked))
+    report = IntegrityReport(
+        deletes_acknowledged=len(expectation.deletes_acked), replayed=len(expectation.replayed)
+    )
     if expectation.missing_workers:
         report.problems.append(f"the ledger lacks workers {expectation.missing_workers}")
     by_key: dict[str, list[ObservedPost]] = defaultdict(list)

@@ -3,38 +3,19 @@
 import asyncio
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 from support.accounts import PASSWORD
 from support.databases import fresh_database
-from support.processes import ROOT, uvicorn_serving
+from support.kit import results_folder, run_kit
+from support.processes import uvicorn_serving
 
 pytestmark = pytest.mark.processes
 
 KIT_DATABASE = "kit"
-RUN_TIMEOUT_S = 180
-
-
-def run_kit(env, *args, script="run.py"):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "loadtest" / script), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-
-
-def results_folder(output):
-    line = next(line for line in output.splitlines() if line.startswith("LOADTEST "))
-    return Path(line.rsplit(" in ", 1)[1])
 
 
 @pytest.fixture
