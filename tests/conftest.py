@@ -29,7 +29,14 @@ TESTS = Path(__file__).resolve().parent
 # elsewhere it adds nothing.
 PGBOUNCER_SUITES = {
     TESTS / "api" / name
-    for name in ("test_posts.py", "test_tokens.py", "test_users.py", "test_idempotency.py")
+    for name in (
+        "test_posts.py",
+        "test_tokens.py",
+        "test_users.py",
+        "test_idempotency.py",
+        "test_caching.py",
+        "test_cors.py",
+    )
 } | {TESTS / "database" / "test_hot_statements.py"}
 
 
