@@ -139,3 +139,33 @@ async def test_sigterm_drains_a_real_server_inside_the_grace_period(drain_databa
     )
     await conn.close()
     assert left == 0, "the engine was not disposed"
+
+
+@pytest.mark.processes
+async def test_with_a_drain_grace_a_signalled_server_still_serves_newcomers_then_stops(
+    drain_database,
+):
+    """As behind a load balancer: not ready at once, but serving new connections for
+    DRAIN_GRACE_S (until the balancer's health checks have seen the 503), then stopping."""
+    grace = 2.0
+    async with (
+        uvicorn_serving(drain_database, env={"DRAIN_GRACE_S": str(grace)}) as (
+            base_url,
+            process,
+        ),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as kept,
+    ):
+        assert (await kept.get("/api/posts")).status_code == 200  # a kept-alive connection
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        assert (await kept.get("/readyz")).status_code == 503
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as newcomer:
+            late = await newcomer.get("/api/posts")  # a new connection, during the grace
+        assert late.status_code == 200
+        assert (await kept.get("/api/posts")).status_code == 200
+        assert time.monotonic() - signalled < grace
+        exit_code = await asyncio.to_thread(process.wait, 20)
+        took = time.monotonic() - signalled
+    assert exit_code in (0, -signal.SIGTERM)
+    assert grace <= took < grace + 4, f"stopped {took:.1f}s after the signal"

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     configure_logging(settings)
 
     db.init_app(app, settings)
-    drain.init_app(app)
+    drain.init_app(app, grace_s=settings.drain_grace_s)
     password_budget.init_app(
         app,
         threads=settings.password_hash_threads,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5_000, ge=0)
     db_query_timeout: float = Field(default=5.0, gt=0)  # connect or answer, or 503
     readiness_timeout: float = Field(default=2.0, gt=0)
+    # After the stop signal, seconds of serving on while /readyz says 503, so a load balancer's
+    # health check takes the instance out before it stops accepting (see docs/scaling.md).
+    drain_grace_s: float = Field(default=0.0, ge=0, le=30)
     token_lifetime_hours: int = Field(default=24, ge=1)
     idempotency_key_hours: int = Field(default=24, ge=1, le=24 * 30)  # a key's answer is kept
     password_hash_threads: int = Field(default=2, ge=1, le=32)
