@@ -22,6 +22,7 @@ from .database_url import (
 CORS_ORIGIN = re.compile(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?"
 )
+PROBE_EVERY_S = 0.5  # how often each worker measures the replica's lag
 MIN_SECRET_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 12  # secrets.token_urlsafe(32) has about 30
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development"})
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_options: DatabaseOptions = Field(default_factory=DatabaseOptions)
     database_direct_url: str = ""  # for migrations when DATABASE_URL goes through a pooler
+    # A streaming replica for reads that may lag (see docs/scaling.md): skipped when it lags
+    # more than REPLICA_MAX_LAG_S or is down; a client that wrote reads from the primary for
+    # REPLICA_READ_YOUR_WRITES_S.
+    database_replica_url: str = ""
+    database_replica_options: DatabaseOptions = Field(default_factory=DatabaseOptions)
+    replica_max_lag_s: float = Field(default=1.0, gt=0, le=60)
+    replica_read_your_writes_s: float = Field(default=5.0, gt=0, le=3600)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     db_pool_timeout: float = Field(default=10.0, gt=0)
@@ -106,6 +114,9 @@ class Settings(BaseSettings):
         try:
             if raw := data.get("database_url"):
                 data["database_url"], data["database_options"] = split_database_url(raw)
+            if raw := data.get("database_replica_url"):
+                url, options = split_database_url(raw)
+                data["database_replica_url"], data["database_replica_options"] = url, options
             if raw := data.get("database_direct_url"):
                 data["database_direct_url"] = normalize_database_url(raw)
         except DatabaseURLError as error:
@@ -118,6 +129,8 @@ class Settings(BaseSettings):
             _refuse_development_on_a_platform(os.environ)
         if self.app_env == "production":
             _require_production_secrets(self)
+        if self.database_replica_url:
+            _check_replica(self)
         if not self.database_url:
             sqlite_file = self.instance_path / "microblog.sqlite3"
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{sqlite_file}")
@@ -175,6 +188,18 @@ class Settings(BaseSettings):
         """The ``Host`` values to answer, or None for any (outside production only)."""
         hosts = [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
         return hosts or None
+
+
+def _check_replica(settings: Settings) -> None:
+    if not settings.database_url or settings.is_sqlite:
+        raise ConfigurationError("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL")
+    if settings.database_replica_url.startswith("sqlite"):
+        raise ConfigurationError("DATABASE_REPLICA_URL must be a PostgreSQL streaming replica")
+    if settings.replica_read_your_writes_s <= settings.replica_max_lag_s + PROBE_EVERY_S:
+        raise ConfigurationError(
+            "REPLICA_READ_YOUR_WRITES_S must be longer than REPLICA_MAX_LAG_S plus "
+            f"{PROBE_EVERY_S} s (the lag check's interval), or a client could miss its write"
+        )
 
 
 def settings_or_exit() -> Settings:

@@ -4,13 +4,15 @@ at shutdown, and the two ways views reach it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import current_app
+from flask import current_app, request
 from flask_greenlet import AsyncFlask
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -24,11 +26,17 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from .config import Settings
+from .config import PROBE_EVERY_S, Settings
 from .database_url import asyncpg_connect_args, hide_password
 from .observability.metrics import metrics
 from .observability.records import note_database_turn
 from .observability.tracing import statement_name, tracing
+from .replica import ReplicaLag
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Response
+
+Result = TypeVar("Result")
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +48,17 @@ DIRECT_DRIVER = "asyncpg_direct"
 TRANSACTION_ISOLATION = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
 
 
-def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> AsyncEngine:
-    """The async engine that ``settings`` describe (no connection is opened yet).
+def make_engine(
+    settings: Settings, *, pooled: bool = True, replica: bool = False, **options: Any
+) -> AsyncEngine:
+    """The async engine that ``settings`` describe (no connection is opened yet): the
+    primary's, or with ``replica=True`` the read replica's.
 
     ``pooled=False`` keeps no connection once it is closed: for one-off work such as the
     release phase's migrations, which must leave nothing open behind them.
     """
-    url = make_url(settings.database_url)
+    url = make_url(settings.database_replica_url if replica else settings.database_url)
+    url_options = settings.database_replica_options if replica else settings.database_options
     pool_size, max_overflow = settings.connection_budget
     pool: dict[str, Any] = {"poolclass": NullPool}
     if pooled:
@@ -65,7 +77,7 @@ def make_engine(settings: Settings, *, pooled: bool = True, **options: Any) -> A
         # A frozen or unreachable server fails a request within DB_QUERY_TIMEOUT (then 503),
         # whether it was connecting or already holding a connection mid-query.
         connect_args=asyncpg_connect_args(
-            settings.database_options,
+            url_options,
             timeout=settings.db_query_timeout,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         ),
@@ -138,6 +150,12 @@ class Database:
         app.extensions["database"] = _EngineSlot(settings)
         app.before_serving(self._start)
         app.after_serving(self._stop)
+        app.extensions["database_replica"] = None
+        if settings.database_replica_url:
+            replica = app.extensions["database_replica"] = _Replica(settings)
+            app.before_serving(replica.start)
+            app.after_serving(replica.stop)
+            app.after_request(replica.mark_writers)
 
     def queue_is_full(self, app: AsyncFlask) -> bool:
         """Whether a request arriving now would wait longer than DB_QUEUE_MAX_WAIT for a
@@ -168,6 +186,36 @@ class Database:
         """
         return _TurnConnection(_slot(), self.engine)
 
+    async def read(
+        self,
+        query: Callable[..., Awaitable[Result]],
+        *args: Any,
+        primary_on_miss: bool = False,
+        **kwargs: Any,
+    ) -> Result:
+        """``await query(conn, *args, **kwargs)`` for a read that may be a moment stale: on the
+        replica when there is one, it is fresh enough and up, and this client has not just
+        written; on the primary otherwise, and whenever the replica fails. With
+        ``primary_on_miss``, a ``None`` from the replica is asked of the primary again, so a
+        row written a moment ago is always found."""
+        replica: _Replica | None = current_app.extensions["database_replica"]
+        if replica is not None and replica.serves_this_request():
+            try:
+                async with _TurnConnection(replica.slot, replica.engine) as conn:
+                    found = await query(conn, *args, **kwargs)
+            except REPLICA_FAILURES as failure:
+                if not isinstance(failure, DatabaseBusy) and not database_unavailable(failure):
+                    raise
+                replica.failed(failure)
+            else:
+                if found is not None or not primary_on_miss:
+                    metrics.read_from("replica")
+                    return found
+        if replica is not None:
+            metrics.read_from("primary")
+        async with self.connect() as conn:
+            return await query(conn, *args, **kwargs)
+
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection inside one transaction, committed if the block succeeds."""
@@ -178,15 +226,7 @@ class Database:
 
     async def _start(self) -> None:
         slot = _slot()
-        # Behind PgBouncer in transaction mode, a statement and its prepare must share one
-        # transaction (the pooler may hand the next transaction to another server), so each
-        # connection block is one transaction there, committed when the block succeeds.
-        if slot.block_is_transaction:
-            slot.engine = make_engine(slot.settings)
-        else:
-            slot.engine = make_engine(slot.settings, isolation_level="AUTOCOMMIT")
-            if slot.engine.dialect.driver == "asyncpg":
-                event.listen(slot.engine.sync_engine, "connect", _offer_the_driver)
+        slot.engine = _serving_engine(slot)
         settings = slot.settings
         pool_size, max_overflow = settings.connection_budget
         log.info(
@@ -207,14 +247,27 @@ class Database:
             slot.engine = None
 
 
+def _serving_engine(slot: _EngineSlot) -> AsyncEngine:
+    # Behind PgBouncer in transaction mode, a statement and its prepare must share one
+    # transaction (the pooler may hand the next transaction to another server), so each
+    # connection block is one transaction there, committed when the block succeeds.
+    if slot.block_is_transaction:
+        return make_engine(slot.settings, replica=slot.replica)
+    engine = make_engine(slot.settings, replica=slot.replica, isolation_level="AUTOCOMMIT")
+    if engine.dialect.driver == "asyncpg":
+        event.listen(engine.sync_engine, "connect", _offer_the_driver)
+    return engine
+
+
 class _EngineSlot:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, *, replica: bool = False) -> None:
+        self.settings, self.replica = settings, replica
         self.engine: AsyncEngine | None = None
         # Requests take turns for a pooled connection first come, first served. The pool's own
         # queue lets a newcomer grab a connection that a waiting request was about to get,
         # which starves some requests for hundreds of milliseconds under load.
-        self.block_is_transaction = settings.database_options.pgbouncer
+        options = settings.database_replica_options if replica else settings.database_options
+        self.block_is_transaction = options.pgbouncer
         self.capacity = sum(settings.connection_budget)
         self.turns = asyncio.Semaphore(self.capacity)
         self.waiting = 0
@@ -343,6 +396,93 @@ class _TurnConnection:
 
 
 DOWN_FOR_S = 1.0
+# A client that wrote carries this cookie for REPLICA_READ_YOUR_WRITES_S: its reads go to the
+# primary meanwhile. Forging it only sends one's own reads to the primary.
+READ_PRIMARY_COOKIE = "read_primary"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _Replica:
+    """The read replica of one worker: its engine and pool, and its lag, probed in the
+    background (see replica.py)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.slot = _EngineSlot(settings, replica=True)
+        self.lag = ReplicaLag(settings.replica_max_lag_s)
+        self.window_s = settings.replica_read_your_writes_s
+        self._probing: asyncio.Task[None] | None = None
+        self._said_not_standby = False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.slot.engine  # type: ignore[return-value]  # set while serving
+
+    async def start(self) -> None:
+        self.slot.engine = _serving_engine(self.slot)
+        primary: _EngineSlot = current_app.extensions["database"]
+        self._probing = asyncio.get_running_loop().create_task(self._probe_forever(primary))
+        log.info(
+            "read replica %s: used while it lags at most %s s; a client that wrote reads "
+            "from the primary for %s s",
+            hide_password(self.slot.settings.database_replica_url),
+            self.lag.max_lag_s,
+            self.window_s,
+        )
+
+    async def stop(self) -> None:
+        if self._probing is not None:
+            self._probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
+        if self.slot.engine is not None:
+            await self.slot.engine.dispose()
+            self.slot.engine = None
+
+    def serves_this_request(self) -> bool:
+        if READ_PRIMARY_COOKIE in request.cookies:
+            return False
+        return self.lag.usable(asyncio.get_running_loop().time())
+
+    def failed(self, failure: BaseException) -> None:
+        log.warning("read replica failed (%s): reads go to the primary", type(failure).__name__)
+        self.lag.went_down(asyncio.get_running_loop().time(), DOWN_FOR_S)
+
+    def mark_writers(self, response: Response) -> Response:
+        if request.method in UNSAFE_METHODS and response.status_code < 400:
+            response.set_cookie(
+                READ_PRIMARY_COOKIE,
+                "1",
+                max_age=math.ceil(self.window_s),
+                secure=current_app.config["SESSION_COOKIE_SECURE"],
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
+
+    async def _probe_forever(self, primary: _EngineSlot) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                asked = loop.time()
+                async with _TurnConnection(primary, primary.engine) as conn:  # type: ignore[arg-type]
+                    written = (await conn.exec_driver_sql(PRIMARY_POSITION)).scalar_one()
+                self.lag.primary_was_at(asked, int(written))
+                async with _TurnConnection(self.slot, self.engine) as conn:
+                    replayed = (await conn.exec_driver_sql(REPLAYED_POSITION)).scalar_one()
+                if replayed is None and not self._said_not_standby:
+                    self._said_not_standby = True
+                    log.error("DATABASE_REPLICA_URL is not a standby: no reads go to it")
+                self.lag.replica_replayed(None if replayed is None else int(replayed))
+                metrics.replica_lag(self.lag.lag(loop.time()))
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:  # the probe must outlive any failure
+                log.debug("replica lag probe failed: %s", failure)
+            await asyncio.sleep(PROBE_EVERY_S)
+
+
+PRIMARY_POSITION = "SELECT pg_current_wal_lsn() - '0/0'"
+REPLAYED_POSITION = "SELECT pg_last_wal_replay_lsn() - '0/0'"
 
 
 def _timed_out(failure: BaseException) -> bool:
@@ -368,6 +508,7 @@ class DatabaseBusy(Exception):
 # What a frozen, refused, restarting or overloaded server raises: the handlers in errors.py
 # sort them with ``database_unavailable`` into 503s and, for anything else, 500s.
 DATABASE_FAILURES: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError)
+REPLICA_FAILURES: tuple[type[Exception], ...] = (*DATABASE_FAILURES, DatabaseBusy)
 _UNAVAILABLE_SQLSTATES = frozenset(
     {
         "57014",  # query_canceled: statement_timeout

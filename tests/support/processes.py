@@ -199,6 +199,26 @@ def throwaway_cluster() -> Iterator[Cluster]:
             shutil.rmtree(cluster.base, ignore_errors=True)
 
 
+@contextmanager
+def standby_of(primary: Cluster) -> Iterator[Cluster]:
+    """A hot standby of ``primary``: a base backup streamed from it (``pg_basebackup -R``
+    writes the replication settings), started on a port of its own, removed afterwards."""
+    standby = Cluster(owned_by_postgres("microblog-standby-"))
+    standby.run(str(standby.bin / "pg_basebackup"), "-D", str(standby.data),
+                "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                "-R", "-X", "stream", "--no-sync")  # fmt: skip
+    standby.pg_ctl("start")
+    try:
+        yield standby
+    finally:
+        try:
+            standby.pg_ctl("stop", "-m", "immediate")
+        except subprocess.CalledProcessError:
+            pass  # the test stopped it already
+        finally:
+            shutil.rmtree(standby.base, ignore_errors=True)
+
+
 def self_signed_certificate(folder: Path, common_name: str = "127.0.0.1") -> tuple[Path, Path]:
     """A key and a self-signed certificate for ``common_name``, valid for a day."""
     key, cert = folder / "key.pem", folder / "cert.pem"

@@ -53,8 +53,7 @@ def no_such_post() -> APIProblem:
 @operation(query=PageQuery, responses={200: PostPage, 422: Problem}, tag="posts", conditional=True)
 async def list_posts(query: PageQuery) -> Response:
     """Everyone's posts, newest first, a page at a time."""
-    async with db.connect() as conn:
-        posts = await select_posts_older(conn, limit=query.limit + 1, before=query.before)
+    posts = await db.read(select_posts_older, limit=query.limit + 1, before=query.before)
     return json_with_etag(post_page(posts, query.limit))
 
 
@@ -114,8 +113,7 @@ async def get_post(post_id: int) -> Response:
     """One post."""
     post = None
     if post_id <= MAX_ID:
-        async with db.connect() as conn:
-            post = await find_post(conn, post_id)
+        post = await db.read(find_post, post_id, primary_on_miss=True)
     if post is None:
         raise no_such_post()
     return json_with_etag(PostPublic(*post))

@@ -9,7 +9,7 @@ from ..models import is_username
 from ..passwords import hash_password, verify_password
 from ..ratelimit import limited_by_address
 from ..sign_in_throttle import record_failed_sign_in, record_sign_in, refuse_if_throttled
-from ..store.posts import select_posts_older
+from ..store.posts import select_user_posts_older
 from ..store.tokens import UserRef
 from ..store.users import (
     EmailTaken,
@@ -106,8 +106,7 @@ async def get_user(username: str) -> Response:
     """A user's public profile, with its post count."""
     if not is_username(username):
         raise no_such_user()
-    async with db.connect() as conn:
-        profile = await find_profile(conn, username)
+    profile = await db.read(find_profile, username, primary_on_miss=True)
     if profile is None:
         raise no_such_user()
     return json_with_etag(UserPublic(*profile))
@@ -124,11 +123,10 @@ async def list_user_posts(username: str, query: PageQuery) -> Response:
     """A user's posts, newest first, a page at a time."""
     if not is_username(username):
         raise no_such_user()
-    async with db.connect() as conn:
-        user = await find_user_by_username(conn, username)
-        if user is None:
-            raise no_such_user()
-        posts = await select_posts_older(
-            conn, limit=query.limit + 1, before=query.before, author_id=user.id
-        )
+    posts = await db.read(
+        select_user_posts_older, username, limit=query.limit + 1, before=query.before,
+        primary_on_miss=True,
+    )  # fmt: skip
+    if posts is None:
+        raise no_such_user()
     return json_with_etag(post_page(posts, query.limit))

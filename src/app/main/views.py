@@ -108,8 +108,7 @@ async def remove_post(post_id: int) -> Response:
 async def user_posts(username: str) -> str:
     if not is_username(username):
         abort(404)
-    async with db.connect() as conn:
-        user = await find_user_by_username(conn, username)
+    user = await db.read(find_user_by_username, username, primary_on_miss=True)
     if user is None:
         abort(404)
     return await _render_posts("user.html", author=user)
@@ -118,13 +117,12 @@ async def user_posts(username: str) -> str:
 async def _render_posts(template: str, **context: object) -> str:
     page = requested_page()
     author = context.get("author")
-    async with db.connect() as conn:
-        posts, has_older = await select_posts_page(
-            conn,
-            page=page,
-            per_page=current_app.config["POSTS_PER_PAGE"],
-            author_id=getattr(author, "id", None),
-        )
+    posts, has_older = await db.read(
+        select_posts_page,
+        page=page,
+        per_page=current_app.config["POSTS_PER_PAGE"],
+        author_id=getattr(author, "id", None),
+    )
     if page > 1 and not posts:
         abort(404)
     return render_template(template, posts=posts, page=page, has_older=has_older, **context)

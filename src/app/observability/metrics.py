@@ -101,6 +101,15 @@ class Metrics:
             "Time waiting for a password hashing thread",
             WAIT_BUCKETS,
         )
+        self.reads_total = counter(
+            prefix + "db_reads", "Reads that may be stale, by where they ran", ("target",)
+        )
+        self.replica_lag_seconds = Gauge(
+            prefix + "db_replica_lag_seconds",
+            "How far behind the primary the read replica is (-1: unknown)",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.live_subscribers = gauge(prefix + "live_subscribers", "Open live-timeline streams")
         self.listener_reconnects_total = counter(
             prefix + "live_listener_reconnects", "Times the live timeline's listener reconnected"
@@ -135,6 +144,14 @@ class Metrics:
     def rate_limited(self, rule: str) -> None:
         if self.enabled:
             self.rate_limited_total.labels(rule).inc()
+
+    def read_from(self, target: str) -> None:
+        if self.enabled:
+            self.reads_total.labels(target).inc()
+
+    def replica_lag(self, seconds: float | None) -> None:
+        if self.enabled:
+            self.replica_lag_seconds.set(-1.0 if seconds is None else seconds)
 
     def listener_reconnected(self) -> None:
         if self.enabled:

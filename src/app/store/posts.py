@@ -26,6 +26,7 @@ from sqlalchemy.sql import Executable
 from ..models import Post, Token, User, UTCDateTime, utc_now
 from ..observability.records import note_user
 from .prepared import Prepared
+from .users import find_user_by_username
 
 
 class NotAuthor(Exception):
@@ -172,6 +173,16 @@ async def select_posts_older(
     else:
         statement = _authors_newest if before is None else _authors_newest_before
     return await _limited(statement, limit).rows(conn, params)
+
+
+async def select_user_posts_older(
+    conn: AsyncConnection, username: str, *, limit: int, before: int | None = None
+) -> Sequence[PostRow] | None:
+    """``select_posts_older`` for the user ``username``, or None if there is no such user."""
+    user = await find_user_by_username(conn, username)
+    if user is None:
+        return None
+    return await select_posts_older(conn, limit=limit, before=before, author_id=user.id)
 
 
 async def select_posts_newer(conn: AsyncConnection, *, after: int, limit: int) -> Sequence[PostRow]:
