@@ -11,7 +11,7 @@ LIB := flask-greenlet
 LIB_BIN := $(LIB)/.venv/bin
 LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout cost cost-check loadtest rolling-deploy lock clean
+.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout cost cost-check loadtest rolling-deploy replicas lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ bench-fanout: $(VENV)/.bench-installed  ## 2,000 live subscribers on one worker,
 
 rolling-deploy: install  ## HAProxy, three instances, the kit and live subscribers: restart each in turn, lose nothing
 	$(BIN)/pytest tests/test_rolling_deploy.py -v
+
+replicas: install  ## a primary and a hot standby of its own: read-your-writes, lag, the standby stopped mid-run
+	$(BIN)/pytest tests/database/test_replica.py -v
 
 loadtest: install  ## locust against a local uvicorn on PostgreSQL (or HOST), with a verdict
 	$(BIN)/python loadtest/run.py
