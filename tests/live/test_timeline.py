@@ -203,6 +203,52 @@ async def test_a_post_on_one_instance_reaches_subscribers_of_every_worker_of_ano
                 await subscriber.response.aclose()
 
 
+async def test_writes_at_once_on_two_instances_reach_every_subscriber_exactly_once(
+    postgres_available,
+):
+    env = {**OPEN_LIMITS, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    async with (
+        uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (first, _),
+        uvicorn_serving(postgres_available, env=OPEN_LIMITS, fresh_schema=False) as (second, _),
+        httpx.AsyncClient(base_url=first, timeout=10) as on_first,
+        httpx.AsyncClient(base_url=second, timeout=10) as on_second,
+    ):
+        writers = [await register_api_user(on_first, f"writer{n}") for n in range(8)]
+        async with asyncio.TaskGroup() as group:
+            streams = [group.create_task(_open(c)) for c in (on_first, on_first, on_second)]
+        subscribers = [task.result() for task in streams]
+        try:
+
+            async def write_then_delete_one(n, user):
+                client, other = (on_first, on_second) if n % 2 else (on_second, on_first)
+                ids = [(await write(client, user, f"{n}-{i}"))["id"] for i in range(25)]
+                gone = await other.delete(f"/api/posts/{ids[0]}", headers=user.auth)
+                assert gone.status_code == 204
+                return ids
+
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(write_then_delete_one(n, u)) for n, u in enumerate(writers)
+                ]
+            written = sorted(i for task in tasks for i in task.result())
+            deleted = sorted(task.result()[0] for task in tasks)
+            for subscriber in subscribers:
+                posts, deletes = [], []
+                while len(posts) < len(written) or len(deletes) < len(deleted):
+                    event = await subscriber.next_event()
+                    if event.get("event") == "post":
+                        posts.append(int(event["id"]))
+                    elif event.get("event") == "delete":
+                        deletes.append(json.loads(event["data"])["id"])
+                assert sorted(posts) == written  # every post, each once
+                assert sorted(deletes) == deleted
+            with pytest.raises(TimeoutError):
+                await subscribers[0].next_named("post", timeout=1)  # and none again
+        finally:
+            for subscriber in subscribers:
+                await subscriber.response.aclose()
+
+
 async def _open(client):
     request = client.build_request("GET", "/api/posts/stream")
     response = await client.send(request, stream=True)
@@ -253,6 +299,8 @@ async def test_a_lost_listening_connection_comes_back_and_catches_up(postgres_av
         metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert "microblog_live_listener_reconnects_total 1.0" in metrics.text
         assert "microblog_live_subscribers 1.0" in metrics.text
+        with pytest.raises(TimeoutError):  # caught up on, and announced once back: sent once
+            await subscriber.next_named("post", timeout=1)
 
 
 async def test_sigterm_ends_open_streams_at_once(tmp_path):

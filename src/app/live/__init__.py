@@ -1,9 +1,10 @@
 """The live timeline: new and deleted posts, pushed to every subscriber on every worker.
 
-On PostgreSQL, writes notify a channel (``store/posts.py``) and each worker's one listening
-connection fans the news out to its own subscribers (``listener.py``, ``hub.py``), so it
-reaches every worker of every instance. On SQLite, a single process, the views that write
-publish in-process instead. ``api/stream.py`` serves it as Server-Sent Events.
+On PostgreSQL, the views announce each write once it has committed (``announcer.py``), each
+worker's one listening connection carries the announcements of every worker of every instance,
+and fans them out to its own subscribers (``listener.py``, ``hub.py``). On SQLite, a single
+process, the views that write publish in-process instead. ``api/stream.py`` serves it as
+Server-Sent Events.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
 from ..redis_connection import redis_client
 from ..store.posts import PostRow, find_post, select_posts_newer
+from .announcer import Announcer, RecentIds
 from .events import HEARTBEAT, delete_event, edit_event, post_event
 from .hub import Hub
 from .listener import Listener
 from .places import LocalPlaces, Places, SharedPlaces
 
 log = logging.getLogger(__name__)
+
+ANNOUNCE_AT_STOP_S = 2.0  # a stopping worker sends what it still has to announce, this long at most
 
 EncodePost = Callable[[PostRow], bytes]  # a post as the API's JSON document
 
@@ -66,22 +70,31 @@ class LiveTimeline:
             raise TooManyStreams()
         return Subscription(state.hub, state.places, owners, place)
 
+    # The views call these once the write has committed, never before: only what is in the
+    # database is announced.
+
     def post_created(self, row: PostRow) -> None:
-        """Announce a post the view just wrote (PostgreSQL announces it by itself)."""
+        """Announce a post the view just wrote."""
         state = _state()
-        if state.in_process:
+        if state.announcer is not None:
+            state.announcer.announce("post", row[0])
+        else:
             state.publish_post(row)
 
     def post_edited(self, row: PostRow) -> None:
-        """Announce a post the view just edited (PostgreSQL announces it by itself)."""
+        """Announce a post the view just edited."""
         state = _state()
-        if state.in_process:
+        if state.announcer is not None:
+            state.announcer.announce("edit", row[0])
+        else:
             state.hub.publish(edit_event(state.encode_post(row)))
 
     def post_deleted(self, post_id: int) -> None:
-        """Announce a post the view just deleted (PostgreSQL announces it by itself)."""
+        """Announce a post the view just deleted."""
         state = _state()
-        if state.in_process:
+        if state.announcer is not None:
+            state.announcer.announce("delete", post_id)
+        else:
             state.hub.publish(delete_event(post_id))
 
 
@@ -114,8 +127,9 @@ class _LiveState:
         self.settings = settings
         self.encode_post = encode_post
         self.hub = Hub(max_subscribers=settings.live_max_subscribers)
-        self.in_process = True
         self.listener: Listener | None = None
+        self.announcer: Announcer | None = None  # None: this worker publishes in-process
+        self.published = RecentIds()
         self.heartbeat: asyncio.Task[None] | None = None
         self.newest_post_id = 0
         self.places: Places = LocalPlaces()
@@ -143,9 +157,12 @@ class _LiveState:
                 "pooling; set DATABASE_DIRECT_URL. Until then each worker only sees its own posts."
             )
             return
-        self.in_process = False
-        self.listener = Listener(lambda: self._connect(url), self._on_notice, self._catch_up)
-        self.listener.start()
+        listener = Listener(lambda: self._connect(url), self._on_notice, self._catch_up)
+        timeout = self.settings.db_query_timeout
+        self.announcer = Announcer(lambda payload: listener.notify(payload, limit_s=timeout))
+        self.listener = listener
+        listener.start()
+        self.announcer.start()
 
     def _places(self) -> Places:
         settings = self.settings
@@ -165,6 +182,9 @@ class _LiveState:
             self.heartbeat.cancel()
             await asyncio.gather(self.heartbeat, return_exceptions=True)
             self.heartbeat = None
+        if self.announcer is not None:
+            await self.announcer.stop(within_s=ANNOUNCE_AT_STOP_S)
+            self.announcer = None
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
@@ -182,6 +202,8 @@ class _LiveState:
             statement_timeout_ms=0,
         )
         args["server_settings"]["application_name"] = "microblog-live"
+        # It commits only announcements: none of them needs to wait for the disk.
+        args["server_settings"]["synchronous_commit"] = "off"
         args.pop("command_timeout")  # the connection sits idle, waiting for notifications
         if "ssl" in parsed.query and "ssl" not in args:
             args["ssl"] = parsed.query["ssl"]
@@ -191,6 +213,8 @@ class _LiveState:
     def _on_notice(self, kind: str, post_id: int) -> Coroutine[Any, Any, None] | None:
         if kind == "delete":
             self.hub.publish(delete_event(post_id))
+        elif kind == "post" and post_id in self.published:
+            pass  # caught up on, or announced twice: published already
         elif not self.hub.subscribers:  # nobody to tell: spare the database the read
             if kind == "post":
                 self.newest_post_id = max(self.newest_post_id, post_id)
@@ -219,6 +243,9 @@ class _LiveState:
             self.publish_post(row)
 
     def publish_post(self, row: PostRow) -> None:
+        if row[0] in self.published:
+            return
+        self.published.add(row[0])
         self.newest_post_id = max(self.newest_post_id, row[0])
         self.hub.publish(post_event(row[0], self.encode_post(row)), post_id=row[0])
 

@@ -1,10 +1,9 @@
-"""One PostgreSQL connection per worker that LISTENs for new, edited and deleted posts.
+"""One PostgreSQL connection per worker that LISTENs for new, edited and deleted posts, and
+sends this worker's own announcements (``announcer.py``).
 
-Writers notify in the same statement as the insert, update or delete (see ``store/posts.py``), so a
-notification is sent when, and only if, the change commits; every worker of every instance
-hears it on its one listening connection and fans it out to its own subscribers. When the
-connection drops, the listener reconnects and first publishes what it missed, read from the
-table, so no subscriber sees a gap.
+Every worker of every instance hears each announcement on its one listening connection and fans
+it out to its own subscribers. When the connection drops, the listener reconnects and first
+publishes what it missed, read from the table, so no subscriber sees a gap.
 """
 
 from __future__ import annotations
@@ -17,9 +16,13 @@ from typing import Any
 import asyncpg
 
 from ..observability.metrics import metrics
-from ..store.posts import LIVE_CHANNEL
+from .announcer import parse_announcements
 
 log = logging.getLogger(__name__)
+
+# The channel on which every worker's live timeline hears of new, edited and deleted posts.
+LIVE_CHANNEL = "microblog_posts"
+NOTIFY = "SELECT pg_notify($1, $2)"
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 # ("post", "edit" or "delete", post id) -> work to do on the loop, if any
@@ -32,6 +35,7 @@ class Listener:
         self._connect, self._on_notice, self._catch_up = connect, on_notice, catch_up
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._connection: asyncpg.Connection | None = None
         self.connected = asyncio.Event()
 
     def start(self) -> None:
@@ -63,6 +67,7 @@ class Listener:
                     metrics.listener_reconnected()
                     await self._catch_up()  # what was written while nobody here listened
                 first = False
+                self._connection = connection
                 self.connected.set()
                 await lost.wait()
                 log.warning("live timeline: the listening connection was lost; reconnecting")
@@ -70,12 +75,19 @@ class Listener:
                 log.warning("live timeline: listening failed (%r); reconnecting", exc)
             finally:
                 self.connected.clear()
+                self._connection = None
                 connection.terminate()
 
+    async def notify(self, payload: str, *, limit_s: float) -> None:
+        """Send ``payload`` to every listening worker, this one included, once connected."""
+        await self.connected.wait()
+        if self._connection is None:
+            raise ConnectionError("the listening connection is being replaced")
+        await self._connection.execute(NOTIFY, LIVE_CHANNEL, payload, timeout=limit_s)
+
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        kind, _, post_id = payload.partition(":")
-        if kind in ("post", "edit", "delete") and post_id.isdigit():
-            work = self._on_notice(kind, int(post_id))
+        for kind, post_id in parse_announcements(payload):
+            work = self._on_notice(kind, post_id)
             if work is not None:
                 task = asyncio.get_running_loop().create_task(work)
                 self._pending.add(task)

@@ -11,17 +11,13 @@ from sqlalchemy import (
     Select,
     String,
     bindparam,
-    cast,
     delete,
-    func,
     insert,
-    literal,
     literal_column,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
 
 from ..models import Post, Token, User, UTCDateTime, utc_now
 from ..observability.records import note_user
@@ -32,9 +28,6 @@ from .users import find_user_by_username
 class NotAuthor(Exception):
     """The post exists but belongs to someone else."""
 
-
-# The channel on which PostgreSQL tells every worker's live timeline of new and deleted posts.
-LIVE_CHANNEL = "microblog_posts"
 
 # Every read returns rows of these columns, in this order:
 # (id, body, author, created_at, edited_at).
@@ -95,8 +88,8 @@ _insert = (
     .values(body=bindparam("body"), author_id=bindparam("author_id"))
     .returning(Post.id, Post.created_at)
 )
-# A write on a bearer token's word: the token's check, the insert, the author's name (and on
-# PostgreSQL the live timeline's notification) in one statement, one round trip. No row
+# A write on a bearer token's word: the token's check, the insert and the author's name in one
+# statement, one round trip. No row
 # back means no live token sent it, and nothing was written.
 _token_holder = select(
     bindparam("body", type_=String), Token.user_id, bindparam("created_at", type_=UTCDateTime)
@@ -110,29 +103,13 @@ _insert_for_token = Prepared(
     .from_select(["body", "author_id", "created_at"], _token_holder)
     .returning(Post.id, Post.created_at, _username_of_author, Post.author_id)
 )
-_insert_for_token_and_notify = Prepared(
-    insert(Post)
-    .from_select(["body", "author_id", "created_at"], _token_holder)
-    .returning(
-        Post.id,
-        Post.created_at,
-        _username_of_author,
-        Post.author_id,
-        func.pg_notify(LIVE_CHANNEL, literal("post:") + cast(Post.id, String)),
-    )
+_delete = (
+    delete(Post)
+    .where(Post.id == bindparam("post_id"), Post.author_id == bindparam("author_id"))
+    .returning(Post.id)
 )
 _author_of = select(Post.author_id).where(Post.id == bindparam("post_id"))
 _oldest_after = _posts(Post.id > bindparam("after")).order_by(Post.id)
-
-# On PostgreSQL a write also notifies the live timeline's listeners, in the same statement:
-# the notification goes out when, and only if, the write commits (see live/listener.py).
-_inserted = _insert.cte("inserted")
-_insert_and_notify = select(
-    _inserted.c.id,
-    _inserted.c.created_at,
-    func.pg_notify(LIVE_CHANNEL, literal("post:") + cast(_inserted.c.id, String)),
-)
-
 
 _edit = (
     update(Post)
@@ -140,23 +117,6 @@ _edit = (
     .values(body=bindparam("new_body"), edited_at=bindparam("edit_time"))
     .returning(Post.id, Post.created_at)
 )
-_edited = _edit.cte("edited")
-_edit_and_notify = select(
-    _edited.c.id,
-    _edited.c.created_at,
-    func.pg_notify(LIVE_CHANNEL, literal("edit:") + cast(_edited.c.id, String)),
-)
-
-
-def _delete_and_notify(post_id: int, author_id: int) -> Select[int, str]:
-    deleted = (
-        delete(Post)
-        .where(Post.id == post_id, Post.author_id == author_id)
-        .returning(Post.id)
-        .cte("deleted")
-    )
-    notify = func.pg_notify(LIVE_CHANNEL, literal("delete:") + cast(deleted.c.id, String))
-    return select(deleted.c.id, notify)
 
 
 async def find_post(conn: AsyncConnection, post_id: int) -> PostRow | None:
@@ -206,8 +166,7 @@ NewRow = tuple[int, str, str, datetime, datetime | None]
 async def create_post(conn: AsyncConnection, *, author_id: int, author: str, body: str) -> NewRow:
     """Insert a post by ``author_id`` (whose username is ``author``); return it as a read does."""
     params = {"body": body, "author_id": author_id}
-    statement = _insert_and_notify if conn.dialect.name == "postgresql" else _insert
-    post_id, created_at, *_ = (await conn.execute(statement, params)).one()
+    post_id, created_at = (await conn.execute(_insert, params)).one()
     return post_id, body, author, created_at, None
 
 
@@ -218,8 +177,7 @@ async def edit_post(
     read does, None if there is no such post; ``NotAuthor`` if someone else wrote it."""
     now = utc_now()
     params = {"post_id": post_id, "editor_id": author_id, "new_body": body, "edit_time": now}
-    statement = _edit_and_notify if conn.dialect.name == "postgresql" else _edit
-    row = (await conn.execute(statement, params)).first()
+    row = (await conn.execute(_edit, params)).first()
     if row is not None:
         return post_id, body, author, row[1], now
     if await conn.scalar(_author_of, {"post_id": post_id}) is not None:
@@ -234,12 +192,10 @@ async def create_post_for_token(
     it as a read does; None, with nothing written, if there is no such token."""
     now = utc_now()
     params = {"body": body, "token_hash": token_hash, "now": now, "created_at": now}
-    postgres = conn.dialect.name == "postgresql"
-    statement = _insert_for_token_and_notify if postgres else _insert_for_token
-    row = await statement.first(conn, params)
+    row = await _insert_for_token.first(conn, params)
     if row is None:
         return None
-    post_id, created_at, author, author_id, *_ = row
+    post_id, created_at, author, author_id = row
     note_user(author_id)  # the token's user, for the request's log line
     return post_id, body, author, created_at, None
 
@@ -247,14 +203,8 @@ async def create_post_for_token(
 async def delete_post(conn: AsyncConnection, *, post_id: int, author_id: int) -> bool:
     """Delete the post if ``author_id`` wrote it: True if deleted, False if there is no such
     post; ``NotAuthor`` if someone else wrote it."""
-    statement: Executable
-    if conn.dialect.name == "postgresql":
-        statement = _delete_and_notify(post_id, author_id)
-    else:
-        statement = (
-            delete(Post).where(Post.id == post_id, Post.author_id == author_id).returning(Post.id)
-        )
-    if (await conn.execute(statement)).first() is not None:
+    params = {"post_id": post_id, "author_id": author_id}
+    if (await conn.execute(_delete, params)).first() is not None:
         return True
     if await conn.scalar(_author_of, {"post_id": post_id}) is not None:
         raise NotAuthor(post_id)
