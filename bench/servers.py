@@ -32,7 +32,10 @@ class Server:
         *,
         workers: int = 1,
         pinned: bool = True,
+        checkout: Path | None = None,
     ) -> None:
+        """``checkout``: serve the app from another working tree of this repository (an
+        earlier commit, for a before-and-after), with the same virtual environment."""
         self.stack = stack
         self.base_url = f"http://127.0.0.1:{stack.port}"
         command = stack.command(workers)
@@ -41,6 +44,11 @@ class Server:
             command = ["taskset", "-c", SERVER_CORE, *command]
         self._command = command
         self._env = {**os.environ, **stack.environment(database_url, workers)}
+        self._cwd = REPO
+        if checkout is not None:
+            self._cwd = checkout
+            # Ahead of the editable installs' paths, so the checkout's packages are imported.
+            self._env["PYTHONPATH"] = f"{checkout / 'src'}:{checkout / 'flask-greenlet' / 'src'}"
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -56,7 +64,7 @@ class Server:
             # A session of its own, so stopping it reaches the workers it forks, and only them.
             self._process = subprocess.Popen(
                 self._command,
-                cwd=REPO,
+                cwd=self._cwd,
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
