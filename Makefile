@@ -11,7 +11,7 @@ LIB := flask-greenlet
 LIB_BIN := $(LIB)/.venv/bin
 LIB_INSTALLED := $(LIB)/.venv/.installed
 
-.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout cost cost-check loadtest rolling-deploy replicas lock clean
+.PHONY: install run test test-fast test-app test-greenlet lint bench bench-adopters bench-quick bench-login-storm bench-overload bench-fanout bench-write-scaling cost cost-check loadtest rolling-deploy replicas lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,9 @@ bench-login-storm: $(VENV)/.bench-installed  ## do 30 clients signing in starve 
 
 bench-overload: $(VENV)/.bench-installed  ## three times capacity, open loop: shed fast, serve fast
 	$(BIN)/python bench/overload.py
+
+bench-write-scaling: $(VENV)/.bench-installed  ## writes a second at 1, 2, 4 instances, the live timeline's NOTIFY in the write and after it
+	$(BIN)/python bench/write_scaling.py $(BENCH_ARGS)
 
 bench-fanout: $(VENV)/.bench-installed  ## 2,000 live subscribers on one worker, against Starlette + sse-starlette
 	$(BIN)/python bench/fanout.py $(BENCH_ARGS)

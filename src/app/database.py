@@ -203,7 +203,7 @@ class Database:
             try:
                 async with _TurnConnection(replica.slot, replica.engine) as conn:
                     found = await query(conn, *args, **kwargs)
-            except REPLICA_FAILURES as failure:
+            except BUSY_OR_DOWN as failure:
                 if not isinstance(failure, DatabaseBusy) and not database_unavailable(failure):
                     raise
                 replica.failed(failure)
@@ -508,7 +508,8 @@ class DatabaseBusy(Exception):
 # What a frozen, refused, restarting or overloaded server raises: the handlers in errors.py
 # sort them with ``database_unavailable`` into 503s and, for anything else, 500s.
 DATABASE_FAILURES: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError)
-REPLICA_FAILURES: tuple[type[Exception], ...] = (*DATABASE_FAILURES, DatabaseBusy)
+# What to try again later, or elsewhere: the server failed, or no connection came in time.
+BUSY_OR_DOWN: tuple[type[Exception], ...] = (*DATABASE_FAILURES, DatabaseBusy)
 _UNAVAILABLE_SQLSTATES = frozenset(
     {
         "57014",  # query_canceled: statement_timeout

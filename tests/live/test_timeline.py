@@ -249,6 +249,38 @@ async def test_writes_at_once_on_two_instances_reach_every_subscriber_exactly_on
                 await subscriber.response.aclose()
 
 
+async def test_a_subscriber_gets_every_post_while_writers_keep_its_worker_s_pool_full(
+    postgres_available,
+):
+    # Two pooled connections, and a request that cannot have one within 50 ms gets a 503:
+    # reading the announced posts competes with the writes for the pool, and must win in the end.
+    env = {**OPEN_LIMITS, "DB_MAX_CONNECTIONS": "3", "DB_QUEUE_MAX_WAIT": "0.05"}
+    async with (
+        uvicorn_serving(postgres_available, env=env) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        subscribed(client) as subscriber,
+    ):
+        writers = [await register_api_user(client, f"writer{n}") for n in range(4)]
+
+        async def write_until_written(user, n):
+            ids = []
+            while len(ids) < 30:
+                response = await client.post(
+                    "/api/posts", json={"body": f"{n}-{len(ids)}"}, headers=user.auth
+                )
+                if response.status_code == 201:
+                    ids.append(response.json()["id"])
+                else:
+                    assert response.status_code == 503  # turned away at the pool: try again
+            return ids
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(write_until_written(writers[n % 4], n)) for n in range(16)]
+        written = sorted(i for task in tasks for i in task.result())
+        heard = [int((await subscriber.next_named("post", timeout=10))["id"]) for _ in written]
+        assert sorted(heard) == written
+
+
 async def _open(client):
     request = client.build_request("GET", "/api/posts/stream")
     response = await client.send(request, stream=True)

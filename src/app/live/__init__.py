@@ -10,9 +10,10 @@ Server-Sent Events.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,11 +23,11 @@ from flask_greenlet import AsyncFlask
 from sqlalchemy.engine import make_url
 
 from ..config import Settings
-from ..database import db
+from ..database import BUSY_OR_DOWN, db
 from ..database_url import DatabaseOptions, asyncpg_connect_args
 from ..draining import drain
 from ..redis_connection import redis_client
-from ..store.posts import PostRow, find_post, select_posts_newer
+from ..store.posts import PostRow, find_posts, select_posts_newer
 from .announcer import Announcer, RecentIds
 from .events import HEARTBEAT, delete_event, edit_event, post_event
 from .hub import Hub
@@ -35,6 +36,10 @@ from .places import LocalPlaces, Places, SharedPlaces
 
 log = logging.getLogger(__name__)
 
+# Announced posts a worker reads in one query, and how often it tries before it gives up on them.
+READ_AT_ONCE = 500
+READ_ATTEMPTS = 20
+READ_AGAIN_AFTER_S = 0.25
 ANNOUNCE_AT_STOP_S = 2.0  # a stopping worker sends what it still has to announce, this long at most
 
 EncodePost = Callable[[PostRow], bytes]  # a post as the API's JSON document
@@ -130,6 +135,8 @@ class _LiveState:
         self.listener: Listener | None = None
         self.announcer: Announcer | None = None  # None: this worker publishes in-process
         self.published = RecentIds()
+        self._waiting: dict[int, str] = {}  # announced, not yet read: post id -> "post" or "edit"
+        self._fetching = False
         self.heartbeat: asyncio.Task[None] | None = None
         self.newest_post_id = 0
         self.places: Places = LocalPlaces()
@@ -218,23 +225,40 @@ class _LiveState:
         elif not self.hub.subscribers:  # nobody to tell: spare the database the read
             if kind == "post":
                 self.newest_post_id = max(self.newest_post_id, post_id)
-        elif kind == "edit":
-            return self._publish_edited_post(post_id)
         else:
-            return self._publish_new_post(post_id)
+            self._waiting.setdefault(post_id, kind)  # a new post is read with its latest edit
+            if not self._fetching:
+                self._fetching = True
+                return self._publish_waiting()
         return None
 
-    async def _publish_edited_post(self, post_id: int) -> None:
-        async with db.connect() as conn:
-            row = await find_post(conn, post_id)
-        if row is not None:
-            self.hub.publish(edit_event(self.encode_post(row)))
+    async def _publish_waiting(self) -> None:
+        """Read the announced posts that wait, many in one query, and publish them, until none
+        wait: a worker reads once per batch, not once per post, however fast posts come."""
+        try:
+            while self._waiting:
+                post_ids = list(itertools.islice(self._waiting, READ_AT_ONCE))
+                rows = await self._read_posts(post_ids)
+                kinds = {post_id: self._waiting.pop(post_id) for post_id in post_ids}
+                for row in rows:
+                    if kinds[row[0]] == "post":
+                        self.publish_post(row)
+                    else:
+                        self.hub.publish(edit_event(self.encode_post(row)))
+        finally:
+            self._fetching = False
 
-    async def _publish_new_post(self, post_id: int) -> None:
-        async with db.connect() as conn:
-            row = await find_post(conn, post_id)
-        if row is not None:
-            self.publish_post(row)
+    async def _read_posts(self, post_ids: list[int]) -> Sequence[PostRow]:
+        """The posts, asked again while the database is busy or down; none after a while."""
+        for _ in range(READ_ATTEMPTS):
+            try:
+                async with db.connect() as conn:
+                    return await find_posts(conn, post_ids)
+            except BUSY_OR_DOWN as failure:
+                last_failure = failure
+                await asyncio.sleep(READ_AGAIN_AFTER_S)
+        log.warning("live timeline: %d posts unpublished: %r", len(post_ids), last_failure)
+        return []
 
     async def _catch_up(self) -> None:
         async with db.connect() as conn:

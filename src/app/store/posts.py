@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Row,
     Select,
     String,
+    any_,
     bindparam,
     delete,
     insert,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Post, Token, User, UTCDateTime, utc_now
@@ -75,6 +78,10 @@ def _limited(statement: PostSelect, limit: int) -> Prepared:
 
 # Built once: SQLAlchemy then finds their compiled SQL in its cache on every request.
 _by_id = Prepared(_posts(Post.id == bindparam("post_id")))
+# One array parameter, not an expanding IN list: one statement, prepared once, for any count.
+_by_ids = Prepared(
+    _posts(Post.id == any_(bindparam("post_ids", type_=ARRAY(BigInteger)))).order_by(Post.id)
+)
 _newest_first = _newest()
 _newest_before = _newest(Post.id < bindparam("before"))
 _authors_newest = _newest(Post.author_id == bindparam("author_id"))
@@ -121,6 +128,11 @@ _edit = (
 
 async def find_post(conn: AsyncConnection, post_id: int) -> PostRow | None:
     return await _by_id.first(conn, {"post_id": post_id})  # type: ignore[no-any-return]
+
+
+async def find_posts(conn: AsyncConnection, post_ids: Sequence[int]) -> Sequence[PostRow]:
+    """The posts among ``post_ids`` that exist, oldest first, in one query (PostgreSQL)."""
+    return await _by_ids.rows(conn, {"post_ids": list(post_ids)})
 
 
 async def select_posts_older(
