@@ -147,12 +147,11 @@ class Database:
     """The Flask extension that owns the app's engine; created once, wired with ``init_app``."""
 
     def init_app(self, app: AsyncFlask, settings: Settings) -> None:
-        app.extensions["database"] = _EngineSlot(settings)
+        slot = app.extensions["database"] = _EngineSlot(settings)
         app.before_serving(self._start)
         app.after_serving(self._stop)
-        app.extensions["database_replica"] = None
         if settings.database_replica_url:
-            replica = app.extensions["database_replica"] = _Replica(settings)
+            replica = slot.read_replica = _Replica(settings)
             app.before_serving(replica.start)
             app.after_serving(replica.stop)
             app.after_request(replica.mark_writers)
@@ -170,13 +169,7 @@ class Database:
 
     @property
     def engine(self) -> AsyncEngine:
-        engine = _slot().engine
-        if engine is None:
-            raise RuntimeError(
-                "the database is not started: serve the app through its ASGI "
-                "lifespan, or call it from sync code via app.run_coroutine()"
-            )
-        return engine
+        return _started(_slot())
 
     def connect(self) -> _TurnConnection:
         """A pooled connection in autocommit mode: each statement is its own transaction.
@@ -184,7 +177,8 @@ class Database:
         Reads and single-statement writes need nothing more, and skip the BEGIN and ROLLBACK
         round trips that a transaction would add to every request.
         """
-        return _TurnConnection(_slot(), self.engine)
+        slot = _slot()
+        return _TurnConnection(slot, _started(slot))
 
     async def read(
         self,
@@ -198,7 +192,8 @@ class Database:
         written; on the primary otherwise, and whenever the replica fails. With
         ``primary_on_miss``, a ``None`` from the replica is asked of the primary again, so a
         row written a moment ago is always found."""
-        replica: _Replica | None = current_app.extensions["database_replica"]
+        slot = _slot()
+        replica = slot.read_replica
         if replica is not None and replica.serves_this_request():
             try:
                 async with _TurnConnection(replica.slot, replica.engine) as conn:
@@ -213,7 +208,7 @@ class Database:
                     return found
         if replica is not None:
             metrics.read_from("primary")
-        async with self.connect() as conn:
+        async with _TurnConnection(slot, _started(slot)) as conn:
             return await query(conn, *args, **kwargs)
 
     @asynccontextmanager
@@ -263,6 +258,7 @@ class _EngineSlot:
     def __init__(self, settings: Settings, *, replica: bool = False) -> None:
         self.settings, self.replica = settings, replica
         self.engine: AsyncEngine | None = None
+        self.read_replica: _Replica | None = None  # the primary's, when there is one
         # Requests take turns for a pooled connection first come, first served. The pool's own
         # queue lets a newcomer grab a connection that a waiting request was about to get,
         # which starves some requests for hundreds of milliseconds under load.
@@ -543,6 +539,15 @@ def database_unavailable(error: BaseException) -> bool:
 
 def _slot() -> _EngineSlot:
     return current_app.extensions["database"]  # type: ignore[no-any-return]
+
+
+def _started(slot: _EngineSlot) -> AsyncEngine:
+    if slot.engine is None:
+        raise RuntimeError(
+            "the database is not started: serve the app through its ASGI "
+            "lifespan, or call it from sync code via app.run_coroutine()"
+        )
+    return slot.engine
 
 
 db = Database()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 # The channel on which every worker's live timeline hears of new, edited and deleted posts.
 LIVE_CHANNEL = "microblog_posts"
-NOTIFY = "SELECT pg_notify($1, $2)"
+# The payload goes in the SQL: a query without parameters is one message, not a prepare, bind
+# and execute. It is only ever our own "kind:digits" entries, which never hold a quote.
+SAFE_PAYLOAD = re.compile(r"[a-z0-9: ]+")
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 # ("post", "edit" or "delete", post id) -> work to do on the loop, if any
@@ -83,7 +86,9 @@ class Listener:
         await self.connected.wait()
         if self._connection is None:
             raise ConnectionError("the listening connection is being replaced")
-        await self._connection.execute(NOTIFY, LIVE_CHANNEL, payload, timeout=limit_s)
+        if not SAFE_PAYLOAD.fullmatch(payload):
+            raise ValueError(f"not an announcement: {payload[:40]!r}")
+        await self._connection.execute(f"NOTIFY {LIVE_CHANNEL}, '{payload}'", timeout=limit_s)
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         for kind, post_id in parse_announcements(payload):
