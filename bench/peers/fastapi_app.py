@@ -32,6 +32,7 @@ class PostOut(BaseModel):
     body: str
     author: str
     created_at: datetime
+    edited_at: datetime | None
 
 
 class PostPage(BaseModel):
@@ -88,7 +89,13 @@ async def current_user(
 
 
 def post_out(post: Post, author: str) -> PostOut:
-    return PostOut(id=post.id, body=post.body, author=author, created_at=post.created_at)
+    return PostOut(
+        id=post.id,
+        body=post.body,
+        author=author,
+        created_at=post.created_at,
+        edited_at=post.edited_at,
+    )
 
 
 def newest_posts():  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ class PostOut:
     body: str
     author: str
     created_at: datetime
+    edited_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -66,7 +67,7 @@ class PostIn(BaseModel):
 _post_json = TypeAdapter(PostOut).dump_json
 _page_json = TypeAdapter(PostPage).dump_json
 
-_columns = (posts.c.id, posts.c.body, users.c.username, posts.c.created_at)
+_columns = (posts.c.id, posts.c.body, users.c.username, posts.c.created_at, posts.c.edited_at)
 _joined = select(*_columns).join(users, users.c.id == posts.c.author_id)
 # The page size written into the SQL (one prepared statement per size), as our app does.
 _limit = bindparam("limit", type_=Integer, literal_execute=True)
@@ -139,7 +140,7 @@ async def create_post(
             return problem(401)
         params = {"body": payload.body, "author_id": user.id}
         post_id, created_at = (await conn.execute(INSERT, params)).one()
-    post = PostOut(post_id, payload.body, user.username, created_at)
+    post = PostOut(post_id, payload.body, user.username, created_at, None)
     headers = {"Location": f"/api/posts/{post_id}"}
     return Response(_post_json(post), 201, headers, media_type=JSON)
 

@@ -32,6 +32,7 @@ class Post(Base):
     body: Mapped[str] = mapped_column(String(280))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Token(Base):

@@ -57,6 +57,7 @@ def post_json(post: Post, author: str) -> dict[str, Any]:
         "body": post.body,
         "author": author,
         "created_at": iso_utc(post.created_at),
+        "edited_at": None if post.edited_at is None else iso_utc(post.edited_at),
     }
 
 

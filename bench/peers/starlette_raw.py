@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 NEWEST = """
-    SELECT p.id, p.body, u.username AS author, p.created_at
+    SELECT p.id, p.body, u.username AS author, p.created_at, p.edited_at
     FROM posts p JOIN users u ON u.id = p.author_id
 """
 NEWEST_FIRST = NEWEST + " ORDER BY p.id DESC LIMIT $1"
@@ -49,6 +49,7 @@ def post_json(row: Any) -> dict[str, Any]:
         "body": row["body"],
         "author": row["author"],
         "created_at": iso_utc(row["created_at"]),
+        "edited_at": None if row["edited_at"] is None else iso_utc(row["edited_at"]),
     }
 
 
@@ -86,7 +87,13 @@ async def create_post(request: Request) -> JSONResponse:
         if body is None:
             return problem(422)
         post_id, created_at = await conn.fetchrow(INSERT, body, user["id"])
-    post = {"id": post_id, "body": body, "author": user["username"], "created_at": created_at}
+    post = {
+        "id": post_id,
+        "body": body,
+        "author": user["username"],
+        "created_at": created_at,
+        "edited_at": None,
+    }
     return JSONResponse(post_json(post), 201, {"Location": f"/api/posts/{post_id}"})
 
 
