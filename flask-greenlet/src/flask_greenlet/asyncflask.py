@@ -17,10 +17,12 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
-from flask import Flask, Response
+from flask import Flask, Request, Response
 from flask.globals import request_ctx
 from flask.views import MethodView
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import MapAdapter
+from werkzeug.wsgi import get_host
 
 from .handover import (
     await_from_greenlet,
@@ -108,6 +110,34 @@ class AsyncFlask(Flask):
             response = self.response_class(body)  # type: ignore[arg-type]
             rv = (response, *rv[1:]) if isinstance(rv, tuple) else response
         return super().make_response(rv)
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        # Flask's works the host out twice and takes the path through bind_to_environ's general
+        # case. Without SERVER_NAME, host or subdomain matching, or a WebSocket upgrade (which
+        # changes the scheme), it binds exactly these values.
+        config = self.config
+        if (
+            request is None
+            or config["SERVER_NAME"] is not None
+            or self.url_map.host_matching
+            or self.subdomain_matching
+            or "HTTP_UPGRADE" in request.environ
+        ):
+            return super().create_url_adapter(request)
+        environ = request.environ
+        if (trusted_hosts := config["TRUSTED_HOSTS"]) is not None:
+            request.trusted_hosts = trusted_hosts
+        # As Flask sets it: SecurityError (a 400) for a host outside TRUSTED_HOSTS.
+        host = request.host = get_host(environ, request.trusted_hosts)
+        return self.url_map.bind(
+            host,
+            _wsgi_string(environ, "SCRIPT_NAME"),
+            self.url_map.default_subdomain or "",
+            environ["wsgi.url_scheme"],
+            environ["REQUEST_METHOD"],
+            _wsgi_string(environ, "PATH_INFO"),
+            query_args=_wsgi_string(environ, "QUERY_STRING"),
+        )
 
     def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
         response = super().finalize_request(rv, from_error_handler)
@@ -207,6 +237,13 @@ class AsyncFlask(Flask):
                 loop_thread.run(self.startup())
                 self._started_on_loop = shared_loop.generation
             return loop_thread
+
+
+def _wsgi_string(environ: Environ, key: str) -> str | None:
+    """A WSGI string (Latin-1 code points carrying bytes) as the text it encodes, as Werkzeug
+    reads it."""
+    value = environ.get(key)
+    return None if value is None else value.encode("latin1").decode(errors="replace")
 
 
 class _LoopLease:
