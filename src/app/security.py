@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
+from werkzeug.datastructures import Headers
 
 from .paths import is_api_path
 
@@ -45,8 +46,8 @@ def init_app(app: Flask, *, production: bool) -> None:
     # Lowercased once: a response's own header names are compared against these.
     headers = [
         (name.lower(), name, value)
-        for name, value in security_headers(production=production).items()
-    ]
+        for name, value in Headers(security_headers(production=production)).items()
+    ]  # through Headers once, which refuses a value that could split a header
 
     @app.before_request
     def refuse_cross_site_form_posts() -> None:
@@ -61,8 +62,10 @@ def init_app(app: Flask, *, production: bool) -> None:
     def add_security_headers(response: Response) -> Response:
         # Not Headers.setdefault: it raises and catches a KeyError for every header missing,
         # which is every one of them on nearly every response (a third of this hook's cost).
+        # Appended to the header list itself: the values are constants, checked once at
+        # startup, and Headers.add would check each for newlines again on every response.
         present = {name.lower() for name, _ in response.headers.items()}
-        for lowered, name, value in headers:
-            if lowered not in present:
-                response.headers.add(name, value)
+        response.headers._list.extend(
+            (name, value) for lowered, name, value in headers if lowered not in present
+        )
         return response
