@@ -177,17 +177,24 @@ async def _subscribes_within(client: httpx.AsyncClient, seconds: float) -> bool:
     return False
 
 
+@asynccontextmanager
+async def two_instances(database_url):
+    """Clients of two instances on one database: the first of two workers, the second of one."""
+    env = {**OPEN_LIMITS, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    async with (
+        uvicorn_serving(database_url, env=env, args=("--workers", "2")) as (first, _),
+        uvicorn_serving(database_url, env=OPEN_LIMITS, fresh_schema=False) as (second, _),
+        httpx.AsyncClient(base_url=first, timeout=10) as on_first,
+        httpx.AsyncClient(base_url=second, timeout=10) as on_second,
+    ):
+        yield on_first, on_second
+
+
 async def test_a_post_on_one_instance_reaches_subscribers_of_every_worker_of_another(
     postgres_available,
 ):
-    env = {**OPEN_LIMITS, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}
     started = await _database_now(postgres_available)
-    async with (
-        uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (listening, _),
-        uvicorn_serving(postgres_available, env=OPEN_LIMITS, fresh_schema=False) as (writing, _),
-        httpx.AsyncClient(base_url=listening, timeout=10) as reader,
-        httpx.AsyncClient(base_url=writing, timeout=10) as writer,
-    ):
+    async with two_instances(postgres_available) as (reader, writer):
         alice = await register_api_user(writer, "alice")
         async with asyncio.TaskGroup() as group:
             streams = [group.create_task(_open(reader)) for _ in range(6)]
@@ -206,13 +213,7 @@ async def test_a_post_on_one_instance_reaches_subscribers_of_every_worker_of_ano
 async def test_writes_at_once_on_two_instances_reach_every_subscriber_exactly_once(
     postgres_available,
 ):
-    env = {**OPEN_LIMITS, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}
-    async with (
-        uvicorn_serving(postgres_available, env=env, args=("--workers", "2")) as (first, _),
-        uvicorn_serving(postgres_available, env=OPEN_LIMITS, fresh_schema=False) as (second, _),
-        httpx.AsyncClient(base_url=first, timeout=10) as on_first,
-        httpx.AsyncClient(base_url=second, timeout=10) as on_second,
-    ):
+    async with two_instances(postgres_available) as (on_first, on_second):
         writers = [await register_api_user(on_first, f"writer{n}") for n in range(8)]
         async with asyncio.TaskGroup() as group:
             streams = [group.create_task(_open(c)) for c in (on_first, on_first, on_second)]
