@@ -65,7 +65,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
     app.register_blueprint(main.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
-    security.init_app(app, production=settings.is_production)
+    security.init_app(
+        app,
+        production=settings.is_production,
+        check_form_token=lambda: csrf.protect(apply_exemptions=True),
+    )
     api.cors.init_app(app, settings.cors_origin_list)
     if settings.compress_responses:
         api.compression.init_app(app, api.bp.name)
@@ -102,6 +106,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": settings.is_production,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        # Flask-WTF's own hook works out the view's exemptions on every request, GETs and the
+        # API's included; security.py checks the token only where a form can be posted.
+        "WTF_CSRF_CHECK_DEFAULT": False,
         # Browsers with strict privacy settings send no Referer over HTTPS; the token, SameSite
         # cookies and the Origin check (security.py) stand without it.
         "WTF_CSRF_SSL_STRICT": False,

@@ -6,9 +6,10 @@ the pages; the load-shedding 503s, answered before Flask runs, take the same lis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, request
 from werkzeug.datastructures import Headers
 
 from .paths import is_api_path
@@ -42,7 +43,7 @@ def security_headers(*, production: bool) -> dict[str, str]:
     return headers
 
 
-def init_app(app: Flask, *, production: bool) -> None:
+def init_app(app: Flask, *, production: bool, check_form_token: Callable[[], None]) -> None:
     # Lowercased once: a response's own header names are compared against these.
     headers = [
         (name.lower(), name, value)
@@ -50,13 +51,16 @@ def init_app(app: Flask, *, production: bool) -> None:
     ]  # through Headers once, which refuses a value that could split a header
 
     @app.before_request
-    def refuse_cross_site_form_posts() -> None:
+    def refuse_forged_form_posts() -> None:
+        if request.method not in UNSAFE_METHODS or is_api_path(request.path):
+            return  # nothing to forge: a read, or the API's bearer tokens (never cookies)
         # Browsers send Origin on every form post; one naming another site is a forged request,
         # whatever token it carries. (No Origin at all: older browsers; the CSRF token decides.)
-        if request.method in UNSAFE_METHODS and not is_api_path(request.path):
-            origin = request.headers.get("Origin")
-            if origin and urlsplit(origin).netloc != request.host:
-                abort(400, "This form was sent from another site.")
+        origin = request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != request.host:
+            abort(400, "This form was sent from another site.")
+        if current_app.config["WTF_CSRF_ENABLED"]:
+            check_form_token()
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
