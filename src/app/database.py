@@ -470,9 +470,7 @@ class _Replica:
                     log.error("DATABASE_REPLICA_URL is not a standby: no reads go to it")
                 self.lag.replica_replayed(None if replayed is None else int(replayed))
                 metrics.replica_lag(self.lag.lag(loop.time()))
-            except asyncio.CancelledError:
-                raise
-            except Exception as failure:  # the probe must outlive any failure
+            except Exception as failure:  # the probe must outlive any failure (not a cancel)
                 log.debug("replica lag probe failed: %s", failure)
             await asyncio.sleep(PROBE_EVERY_S)
 

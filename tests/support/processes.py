@@ -193,10 +193,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        try:
-            cluster.pg_ctl("stop", "-m", "immediate")
-        finally:
-            shutil.rmtree(cluster.base, ignore_errors=True)
+        _stop_and_remove(cluster)
 
 
 @contextmanager
@@ -211,12 +208,19 @@ def standby_of(primary: Cluster) -> Iterator[Cluster]:
     try:
         yield standby
     finally:
-        try:
-            standby.pg_ctl("stop", "-m", "immediate")
-        except subprocess.CalledProcessError:
-            pass  # the test stopped it already
-        finally:
-            shutil.rmtree(standby.base, ignore_errors=True)
+        _stop_and_remove(standby, maybe_stopped=True)
+
+
+def _stop_and_remove(cluster: Cluster, *, maybe_stopped: bool = False) -> None:
+    """Stop ``cluster`` at once and delete its files; ``maybe_stopped``: the test may have
+    stopped it itself."""
+    try:
+        cluster.pg_ctl("stop", "-m", "immediate")
+    except subprocess.CalledProcessError:
+        if not maybe_stopped:
+            raise
+    finally:
+        shutil.rmtree(cluster.base, ignore_errors=True)
 
 
 def self_signed_certificate(folder: Path, common_name: str = "127.0.0.1") -> tuple[Path, Path]:

@@ -82,21 +82,18 @@ class Announcer:
             batch = self._sending = self._take_batch()
             try:
                 await self._send(SEPARATOR.join(batch))
-            except asyncio.CancelledError:
-                raise
             except Exception as failure:  # the sender must outlive any failure; resend in order
                 log.warning("live timeline: announcing failed (%r); retrying", failure)
-                self._sending = []
                 self._queue.extendleft(reversed(batch))
                 self._queued.set()
-                await asyncio.sleep(RETRY_AFTER_S)
+                pause = RETRY_AFTER_S
             else:
-                self._sending = []
                 if not self._queue:
                     self._all_sent.set()
-                await asyncio.sleep(GATHER_S)
+                pause = GATHER_S
             finally:
                 self._sending = []
+            await asyncio.sleep(pause)
 
     def _take_batch(self) -> list[str]:
         batch = [self._queue.popleft()]
