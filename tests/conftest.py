@@ -37,7 +37,7 @@ PGBOUNCER_SUITES = {
         "test_caching.py",
         "test_cors.py",
     )
-} | {TESTS / "database" / "test_hot_statements.py"}
+} | {TESTS / "database" / name for name in ("test_hot_statements.py", "test_parked_connections.py")}
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,13 @@ def _offer_the_driver(dbapi_connection: Any, record: Any) -> None:
     record.info[DIRECT_DRIVER] = dbapi_connection.driver_connection
 
 
+def _still_open(conn: AsyncConnection) -> bool:
+    """Whether a checked-out connection's driver connection is open (no round trip)."""
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg's; aiosqlite's has no such state
+    return is_closed is None or not is_closed()
+
+
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """A pooled connection the server has closed (a restart, an idle timeout) is swapped for a
     fresh one at checkout, so no request meets it. asyncpg notices the closed socket by
@@ -237,6 +244,7 @@ class Database:
 
     async def _stop(self) -> None:
         slot = _slot()
+        await slot.close_parked()
         if slot.engine is not None:
             await slot.engine.dispose()
             slot.engine = None
@@ -271,6 +279,10 @@ class _EngineSlot:
         self.down_until = 0.0  # loop time: after a failed connect, others fail fast until then
         # SQLite is a local file: only a server can freeze (DB_QUERY_TIMEOUT is PostgreSQL's).
         self.block_timeout = None if settings.is_sqlite else settings.db_query_timeout
+        # Connections kept checked out between turns (see _TurnConnection), at most the pool's
+        # size: the overflow a spike opened still goes back to the pool, which closes it.
+        self.parked: list[AsyncConnection] = []
+        self.park_limit = settings.connection_budget[0]
 
     async def wait_for_turn(self) -> float:
         """Wait for a turn; return when it began (loop time), to measure how long it is held."""
@@ -313,6 +325,23 @@ class _EngineSlot:
             return 0.0
         return (self.waiting + 1) * self.mean_hold / self.capacity
 
+    def take_parked(self) -> AsyncConnection | None:
+        """A connection the last turns left checked out, if one is still open."""
+        parked = self.parked
+        while parked:
+            conn = parked.pop()
+            if _still_open(conn):
+                return conn
+            # The server closed it while it waited (a restart, an idle timeout), as the pool's
+            # checkout check would have found: the pool forgets it, and the turn connects anew.
+            conn.sync_connection.invalidate()  # type: ignore[union-attr]
+        return None
+
+    async def close_parked(self) -> None:
+        parked, self.parked = self.parked, []
+        for conn in parked:
+            await conn.close()
+
     def end_turn(self, began: float) -> None:
         held = asyncio.get_running_loop().time() - began
         note_database_turn(0.0, held)
@@ -321,7 +350,14 @@ class _EngineSlot:
 
 
 class _TurnConnection:
-    """``async with``: wait for a turn, then hold a pooled connection until the block ends."""
+    """``async with``: wait for a turn, then hold a pooled connection until the block ends.
+
+    A block that ends cleanly, outside any transaction and with the engine's own options,
+    leaves its connection checked out for the next turn instead of handing it back to the
+    pool: the pool's checkout and checkin (a ``Connection``, a greenlet each way, the reset,
+    the events, a shielded task) cost more CPU than a one-row read, and the turns already
+    bound how many connections a worker holds. Anything else is closed, back to the pool.
+    """
 
     __slots__ = ("_began", "_conn", "_deadline", "_engine", "_slot")
 
@@ -337,7 +373,7 @@ class _TurnConnection:
         self._deadline = asyncio.timeout(self._slot.block_timeout)
         await self._deadline.__aenter__()
         try:
-            self._conn = await self._engine.connect().start()
+            self._conn = self._slot.take_parked() or await self._engine.connect().start()
         except BaseException as failure:
             failure = await self._timeout_or(failure)
             if _timed_out(failure):
@@ -367,6 +403,10 @@ class _TurnConnection:
         if failure is not None and database_unavailable(failure):
             self._give_up_the_connection(failure)
             return
+        if exc_type is None and self._parkable():
+            self._slot.parked.append(self._conn)
+            self._slot.end_turn(self._began)
+            return
         try:
             if self._slot.block_is_transaction and exc_type is None:
                 await self._conn.commit()
@@ -377,6 +417,18 @@ class _TurnConnection:
             await asyncio.shield(self._conn.close())
         finally:
             self._slot.end_turn(self._began)
+
+    def _parkable(self) -> bool:
+        # Behind PgBouncer each block is a transaction, committed by the close path. A block
+        # that set options (begin()'s isolation level) needs the pool's reset on checkin.
+        conn, slot = self._conn, self._slot
+        return (
+            len(slot.parked) < slot.park_limit
+            and not slot.block_is_transaction
+            and not conn.in_transaction()
+            and conn.sync_connection.get_execution_options()  # type: ignore[union-attr]
+            is self._engine.sync_engine.get_execution_options()
+        )
 
     def _give_up_the_connection(self, failure: BaseException) -> None:
         # A rollback or a reset on return would wait on the same dead or frozen server, and
@@ -430,6 +482,7 @@ class _Replica:
             self._probing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probing
+        await self.slot.close_parked()
         if self.slot.engine is not None:
             await self.slot.engine.dispose()
             self.slot.engine = None
