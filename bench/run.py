@@ -1,8 +1,10 @@
 """Benchmark our app against FastAPI, Quart, sync Flask and raw Starlette + asyncpg.
 
-Usage: ``python bench/run.py [--quick] [--stacks a,b] [--skip slow,memory,scaling]``.
+Usage: ``python bench/run.py [--quick] [--stacks a,b] [--skip slow,memory,scaling]
+[--save FILE] [--compare FILE]``.
 Exit status: 0 when everything ran, targets met or not; 1 on non-2xx answers under load, a
-payload mismatch or a write integrity mismatch; 2 when the bench itself could not run.
+payload mismatch, a write integrity mismatch or (with ``--compare``) a drop beyond the saved
+baseline's own range; 2 when the bench itself could not run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import baseline
 import databases
 import machine
 import report
@@ -56,7 +59,12 @@ def main() -> int:
     bench = scenarios.Bench(plan, seeded, RESULTS / f"{stamp}-logs", stacks)
 
     findings = Findings()
-    measure_rounds(bench, findings, progress)
+    rounds = measure_rounds(bench, findings, progress)
+    if options.compare:
+        check_against_baseline(options.compare, rounds, findings)
+    if options.save:
+        runs = baseline.save(options.save, stamp, baseline.metrics_of(rounds.runs))
+        progress(f"saved to {options.save} ({runs} run(s) there)")
     if "slow" not in options.skip:
         measure_slow_database(bench, findings, progress, slow_wait)
     if OURS in options.stacks and "memory" not in options.skip:
@@ -87,6 +95,12 @@ def parse_arguments() -> argparse.Namespace:
         help="comma-separated stacks to run (default: all)",
     )
     parser.add_argument("--skip", default="", help=f"any of {', '.join(OPTIONAL_SCENARIOS)}")
+    parser.add_argument(
+        "--save", type=Path, help="add this run's ratios to a baseline file (JSON), made if missing"
+    )
+    parser.add_argument(
+        "--compare", type=Path, help="fail (exit 1) on a drop beyond a saved baseline's own range"
+    )
     options = parser.parse_args()
     options.stacks = [name for name in options.stacks.split(",") if name]
     options.skip = {name for name in options.skip.split(",") if name}
@@ -96,7 +110,9 @@ def parse_arguments() -> argparse.Namespace:
     return options
 
 
-def measure_rounds(bench: scenarios.Bench, findings: Findings, progress: Progress) -> None:
+def measure_rounds(
+    bench: scenarios.Bench, findings: Findings, progress: Progress
+) -> scenarios.RoundResults:
     rounds = scenarios.interleaved_rounds(bench, progress)
     names = [stack.name for stack in bench.stacks]
     findings.sections.append(("Throughput and latency", report.main_table(rounds, names)))
@@ -115,6 +131,21 @@ def measure_rounds(bench: scenarios.Bench, findings: Findings, progress: Progres
         for stack, audits in rounds.audits.items()
         for number, audit in enumerate(audits, 1)
         if not audit.ok
+    ]
+    return rounds
+
+
+def check_against_baseline(path: Path, rounds: scenarios.RoundResults, findings: Findings) -> None:
+    runs = baseline.load(path)
+    verdicts = baseline.compare(runs, baseline.metrics_of(rounds.runs))
+    findings.sections.append(
+        ("Against the baseline", baseline.comparison_table(path, len(runs), verdicts))
+    )
+    findings.failures += [
+        f"regression, {v.metric}: {v.now:.2f} against {v.baseline:.2f} ({v.change:+.1%}, "
+        f"beyond the baseline's range of {v.spread:.0%})"
+        for v in verdicts
+        if v.dropped
     ]
 
 

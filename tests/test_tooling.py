@@ -1,11 +1,13 @@
 """The developer's tools say the same as CI: pre-commit runs exactly what `make lint` runs, and
-constraints.txt is what `uv pip compile` resolves from the pyproject files."""
+constraints.txt is what `uv pip compile` resolves from the pyproject files; the bench's cost
+check and saved baselines fail a run exactly where they say they do."""
 
 import importlib.util
 import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -45,6 +47,7 @@ def test_constraints_are_what_uv_resolves_from_the_pyproject_files():
 def load_bench_module(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # where its dataclasses look themselves up
     spec.loader.exec_module(module)
     return module
 
@@ -64,3 +67,50 @@ def test_the_committed_cost_baseline_names_every_hot_endpoint():
     baseline = json.loads((ROOT / "bench" / "cost-baseline.json").read_text())
     assert set(baseline) == set(cost.ENDPOINTS)
     assert all(isinstance(count, int) and count > 100_000 for count in baseline.values())
+
+
+def load_bench_baseline():
+    sys.path.insert(0, str(ROOT / "bench"))  # it imports its neighbours as the bench runs them
+    try:
+        return load_bench_module("baseline")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def wrk_runs(ours, fastapi_fast):
+    """Per-round req/s of two stacks on one endpoint, as the bench's rounds hold them."""
+    as_runs = [[SimpleNamespace(rps=rps) for rps in figures] for figures in (ours, fastapi_fast)]
+    return {
+        ("microblog", "GET /api/posts"): as_runs[0],
+        ("fastapi_fast", "GET /api/posts"): as_runs[1],
+    }
+
+
+def test_a_saved_bench_run_fails_a_later_one_only_below_its_own_range(tmp_path):
+    baseline = load_bench_baseline()
+    saved = tmp_path / "baseline.json"
+    # Two saved runs: ratios 1.30, 1.20, 1.25 and 1.28, 1.22, 1.26 (range 0.10 on 1.255).
+    baseline.save(saved, "one", baseline.metrics_of(wrk_runs([1300, 1200, 1250], [1000] * 3)))
+    assert (
+        baseline.save(saved, "two", baseline.metrics_of(wrk_runs([1280, 1220, 1260], [1000] * 3)))
+        == 2
+    )
+    runs = baseline.load(saved)
+
+    def verdict(ours):
+        (found,) = baseline.compare(runs, baseline.metrics_of(wrk_runs(ours, [2000] * 3)))
+        assert found.metric == "GET /api/posts ÷ fastapi_fast"
+        return found
+
+    within = verdict([2380, 2300, 2320])  # 1.16: 7.6 % down, inside the 8 % range
+    assert within.judged and not within.dropped
+    beyond = verdict([2200, 2300, 2260])  # 1.13: 10 % down
+    assert beyond.dropped and "**DROP**" in baseline.comparison_table(saved, 2, [beyond])
+
+
+def test_a_baseline_saved_from_one_round_judges_nothing(tmp_path):
+    baseline = load_bench_baseline()
+    saved = tmp_path / "baseline.json"
+    baseline.save(saved, "quick", baseline.metrics_of(wrk_runs([1300], [1000])))
+    (found,) = baseline.compare(baseline.load(saved), baseline.metrics_of(wrk_runs([500], [1000])))
+    assert not found.judged and not found.dropped
