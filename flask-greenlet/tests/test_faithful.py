@@ -1,16 +1,18 @@
 """Where Flask users expect Flask: mount prefixes, exceptions, contexts, threads, descriptors."""
 
 import asyncio
+import functools
 import gc
 import os
 import subprocess
 import sys
 import threading
+import weakref
 
 import pytest
 from asgi_exchange import exchange
 from flask import appcontext_pushed, request, url_for
-from flask_greenlet import ASGIApp, AsyncFlask
+from flask_greenlet import ASGIApp, AsyncFlask, asyncflask
 from werkzeug.exceptions import NotFound
 
 
@@ -139,3 +141,46 @@ def test_an_http_exception_becomes_a_response_held_in_memory():
         response = app.make_response(NotFound())
     assert response.status_code == 404
     assert not response.is_streamed  # sent in one message, not chunk by chunk
+
+
+class Hooks:
+    async def async_method(self):
+        return "async method"
+
+    def sync_method(self):
+        return "sync method"
+
+
+def test_ensure_sync_gives_flasks_answer_each_time_it_is_asked():
+    app = make_app()
+    hooks = Hooks()
+
+    async def async_function():
+        return "async function"
+
+    for _ in range(2):  # the second time from what the first one learned
+        assert app.ensure_sync(async_function)() == "async function"
+        assert app.ensure_sync(hooks.async_method)() == "async method"
+        assert app.ensure_sync(hooks.sync_method) == hooks.sync_method
+        assert app.ensure_sync(functools.partial(async_function))() == "async function"
+        assert app.ensure_sync(len) is len
+
+
+def test_ensure_sync_keeps_no_instance_alive_and_only_so_many_functions(monkeypatch):
+    monkeypatch.setattr(asyncflask, "COROUTINE_CACHE_SIZE", 8)
+    app = make_app()
+    instance = Hooks()
+    assert app.ensure_sync(instance.async_method)() == "async method"
+    collected = weakref.ref(instance)
+    del instance
+
+    def make_closure(n):
+        async def closure():
+            return n
+
+        return closure
+
+    closures = [weakref.ref(fn) for fn in map(make_closure, range(20)) if app.ensure_sync(fn)]
+    gc.collect()
+    assert collected() is None
+    assert sum(1 for fn in closures if fn() is not None) <= 8  # a closure a call grows nothing

@@ -15,6 +15,7 @@ import inspect
 import threading
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from types import FunctionType, MethodType
 from typing import Any, TypeVar
 
 from flask import Flask, Request, Response
@@ -40,6 +41,7 @@ T = TypeVar("T")
 ServingHook = Callable[[], Coroutine[Any, Any, None]]
 
 RESPONSE_KEY = "flask_greenlet.response"  # the environ key where the response object is left
+COROUTINE_CACHE_SIZE = 4096  # functions whose ensure_sync() answer is kept
 
 
 class AsyncFlask(Flask):
@@ -59,6 +61,7 @@ class AsyncFlask(Flask):
         self._sync_views: dict[str, Callable[..., Any]] = {}
         self._sync_prefixes: tuple[str, ...] = ()
         self._sync_views_seen = 0
+        self._coroutine_functions: dict[FunctionType, bool] = {}
         weakref.finalize(self, self.worker_threads.shutdown)
         # Nothing on the loop refers back to the app, so an app no longer used is collected,
         # and lets go of the shared loop (the last one to go stops it).
@@ -90,6 +93,21 @@ class AsyncFlask(Flask):
                         await hook()
         finally:
             self.worker_threads.shutdown()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        # Flask asks this of the view and of every hook, on every request; whether a function
+        # is a coroutine function is worked out once per function. A bound method is looked up
+        # by its function, so the cache never keeps an instance alive.
+        key = func.__func__ if type(func) is MethodType else func
+        if type(key) is not FunctionType:
+            return super().ensure_sync(func)  # a partial, a callable object: Flask's own way
+        is_async = self._coroutine_functions.get(key)
+        if is_async is None:
+            is_async = inspect.iscoroutinefunction(func)
+            # Bounded, so that a caller that makes a new closure each time grows nothing.
+            if len(self._coroutine_functions) < COROUTINE_CACHE_SIZE:
+                self._coroutine_functions[key] = is_async
+        return self.async_to_sync(func) if is_async else func
 
     def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
         def call_and_await(*args: Any, **kwargs: Any) -> Any:
