@@ -9,10 +9,12 @@ import sys
 import threading
 import weakref
 
+import flask
+import flask_greenlet
 import pytest
 from asgi_exchange import exchange
-from flask import appcontext_pushed, request, url_for
-from flask_greenlet import ASGIApp, AsyncFlask, asyncflask
+from flask import Flask, appcontext_pushed, request, url_for
+from flask_greenlet import ASGIApp, AsyncFlask, asyncflask, environ, response_body, url_binding
 from werkzeug.exceptions import NotFound
 
 
@@ -184,3 +186,106 @@ def test_ensure_sync_keeps_no_instance_alive_and_only_so_many_functions(monkeypa
     gc.collect()
     assert collected() is None
     assert sum(1 for fn in closures if fn() is not None) <= 8  # a closure a call grows nothing
+
+
+@pytest.mark.parametrize("trusted", [None, ["example.com", ".bücher.example"]])
+@pytest.mark.parametrize(
+    "host",
+    ["example.com", "ExAmple.COM:8080", "www.bücher.example", "[::1]:5000", "evil.test", "a b"],
+)
+def test_hosts_are_checked_and_bound_as_flask_does_it_on_every_request(trusted, host):
+    def answers(app_class):
+        app = app_class(__name__)
+        app.config["TRUSTED_HOSTS"] = trusted
+
+        @app.get("/where")
+        def where():
+            return {"host": request.host, "url": url_for("where", _external=True, q=1)}
+
+        client = app.test_client()
+        seen = [client.get("/where", headers={"Host": host}) for _ in range(2)]
+        app.config["TRUSTED_HOSTS"] = ["elsewhere.test"]  # a new list applies at once
+        seen.append(client.get("/where", headers={"Host": host}))
+        return [(response.status_code, response.get_data()) for response in seen]
+
+    assert answers(AsyncFlask) == answers(Flask)
+
+
+def test_a_client_choosing_new_hosts_grows_the_remembered_hosts_no_further(monkeypatch):
+    monkeypatch.setattr(url_binding, "HOST_CACHE_SIZE", 4)
+    app = make_app()
+    client = app.test_client()
+    for n in range(10):
+        assert client.get("/where", headers={"Host": f"host{n}.test"}).status_code == 200
+    assert len(app._url_binder._hosts) == 4
+
+
+async def test_header_names_pass_both_ways_after_the_remembered_names_fill_up(monkeypatch):
+    monkeypatch.setattr(environ, "_ENVIRON_KEYS", {})
+    monkeypatch.setattr(environ, "ENVIRON_KEYS_KEPT", 2)
+    monkeypatch.setattr(response_body, "_HEADER_NAMES", {})
+    monkeypatch.setattr(response_body, "HEADER_NAMES_KEPT", 2)
+    app = make_app()
+
+    @app.get("/echo")
+    async def echo():
+        seen = {f"X-Seen-{name[2:]}": value for name, value in request.headers if name[:2] == "X-"}
+        return "", 204, seen
+
+    asgi = ASGIApp(app)
+    for n in range(4):  # the names a client makes up, then ones it made up before
+        made_up = [(f"X-Made-Up-{n}-{m}", f"value {n} {m}") for m in range(3)]
+        answer = await exchange(
+            asgi, "GET", "/echo", headers=[*made_up, ("X-Made-Up-0-0", "again")]
+        )
+        assert answer.status == 204
+        seen = {name: value for name, value in answer.headers.items() if name.startswith("x-seen")}
+        expected = {f"x-seen-made-up-{n}-{m}": f"value {n} {m}" for m in range(3)}
+        if n == 0:
+            expected["x-seen-made-up-0-0"] = "value 0 0,again"  # repeated: joined, as WSGI has it
+        else:
+            expected["x-seen-made-up-0-0"] = "again"
+        assert seen == expected
+    assert len(environ._ENVIRON_KEYS) == len(response_body._HEADER_NAMES) == 2
+
+
+def responses_of(response_class):
+    """Responses that Werkzeug sends as they are, and ones whose headers it rewrites."""
+    plain = response_class(b'{"a": 1}', mimetype="application/json")
+    plain.headers.add("ETag", 'W/"1"')
+    moved = response_class(b"", 201)
+    moved.headers["Location"] = "/caf\u00e9?q=\u00e9"
+    described = response_class(b"x")
+    described.headers["Content-Location"] = "/b\u00fccher"
+    empty = response_class(b"gone", 204)
+    unchanged = response_class(b"body", 304)
+    unchanged.headers["Content-Type"] = "text/plain"
+    pieces = response_class(b"")
+    pieces.response = [b"ab", b"cd"]  # a sequence with no Content-Length yet
+    del pieces.headers["Content-Length"]
+    streamed = response_class(iter([b"a", b"b"]))
+    located = []
+    for location in ("/api/posts/7", "/a;b=c/@d~e", "/a b", "/a?", "/a?q=1", "//evil.test/x",
+                     "https://Example.COM/x", "/x#top", "relative/path"):  # fmt: skip
+        answer = response_class(b"{}", 201)
+        answer.headers["Location"] = location
+        located.append(answer)
+    return [plain, moved, described, empty, unchanged, pieces, streamed, *located]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_bridges_responses_go_out_as_werkzeug_sends_them(method):
+    app = make_app()
+    assert app.response_class is flask_greenlet.Response
+    environ = {**make_app().test_request_context("/", method=method).request.environ}
+    ours, flasks = responses_of(flask_greenlet.Response), responses_of(flask.Response)
+    for mine, theirs in zip(ours, flasks, strict=True):
+        body, status, headers = mine.get_wsgi_response(environ)
+        expected_body, expected_status, expected_headers = theirs.get_wsgi_response(environ)
+        assert (list(body), status, headers) == (
+            list(expected_body),
+            expected_status,
+            expected_headers,
+        )
+        headers.append(("X-Added", "by the server"))  # the list is the caller's, not the response's
+        assert "X-Added" not in mine.headers

@@ -11,10 +11,12 @@ subclass and its private loop, ``asgi`` for the server side.
 from .asgi import ASGIApp
 from .asyncflask import AsyncFlask
 from .handover import await_from_greenlet, in_request_greenlet, run_in_greenlet, wait_for
+from .wrappers import Response
 
 __all__ = [
     "ASGIApp",
     "AsyncFlask",
+    "Response",
     "await_from_greenlet",
     "in_request_greenlet",
     "run_in_greenlet",

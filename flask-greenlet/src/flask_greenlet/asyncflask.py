@@ -23,8 +23,8 @@ from flask.globals import request_ctx
 from flask.views import MethodView
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter
-from werkzeug.wsgi import get_host
 
+from . import wrappers
 from .handover import (
     await_from_greenlet,
     calling_loop,
@@ -36,6 +36,7 @@ from .handover import (
 from .loop import EventLoopThread, shared_loop
 from .threads import WorkerThreads
 from .types import Environ
+from .url_binding import UrlBinder
 
 T = TypeVar("T")
 ServingHook = Callable[[], Coroutine[Any, Any, None]]
@@ -49,6 +50,8 @@ class AsyncFlask(Flask):
 
     #: How many sync views (and sync response generators) may run at once, each on a thread.
     sync_threads = 40
+    #: Flask's response, without a second pass over its headers on the way out (see wrappers).
+    response_class = wrappers.Response
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,6 +65,7 @@ class AsyncFlask(Flask):
         self._sync_prefixes: tuple[str, ...] = ()
         self._sync_views_seen = 0
         self._coroutine_functions: dict[FunctionType, bool] = {}
+        self._url_binder = UrlBinder()
         weakref.finalize(self, self.worker_threads.shutdown)
         # Nothing on the loop refers back to the app, so an app no longer used is collected,
         # and lets go of the shared loop (the last one to go stops it).
@@ -130,32 +134,9 @@ class AsyncFlask(Flask):
         return super().make_response(rv)
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
-        # Flask's works the host out twice and takes the path through bind_to_environ's general
-        # case. Without SERVER_NAME, host or subdomain matching, or a WebSocket upgrade (which
-        # changes the scheme), it binds exactly these values.
-        config = self.config
-        if (
-            request is None
-            or config["SERVER_NAME"] is not None
-            or self.url_map.host_matching
-            or self.subdomain_matching
-            or "HTTP_UPGRADE" in request.environ
-        ):
-            return super().create_url_adapter(request)
-        environ = request.environ
-        if (trusted_hosts := config["TRUSTED_HOSTS"]) is not None:
-            request.trusted_hosts = trusted_hosts
-        # As Flask sets it: SecurityError (a 400) for a host outside TRUSTED_HOSTS.
-        host = request.host = get_host(environ, request.trusted_hosts)
-        return self.url_map.bind(
-            host,
-            _wsgi_string(environ, "SCRIPT_NAME"),
-            self.url_map.default_subdomain or "",
-            environ["wsgi.url_scheme"],
-            environ["REQUEST_METHOD"],
-            _wsgi_string(environ, "PATH_INFO"),
-            query_args=_wsgi_string(environ, "QUERY_STRING"),
-        )
+        if request is not None and (adapter := self._url_binder.adapter(self, request)) is not None:
+            return adapter
+        return super().create_url_adapter(request)
 
     def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
         response = super().finalize_request(rv, from_error_handler)
@@ -255,13 +236,6 @@ class AsyncFlask(Flask):
                 loop_thread.run(self.startup())
                 self._started_on_loop = shared_loop.generation
             return loop_thread
-
-
-def _wsgi_string(environ: Environ, key: str) -> str | None:
-    """A WSGI string (Latin-1 code points carrying bytes) as the text it encodes, as Werkzeug
-    reads it."""
-    value = environ.get(key)
-    return None if value is None else value.encode("latin1").decode(errors="replace")
 
 
 class _LoopLease:

@@ -59,15 +59,29 @@ def split_root_path(root_path: str, path: str) -> tuple[str, str]:
     return root_path, path
 
 
+# A request's header names, as environ keys: the same few on nearly every request, so each is
+# worked out once; at most so many, because the names are the client's to choose.
+_ENVIRON_KEYS: dict[bytes, str] = {}
+ENVIRON_KEYS_KEPT = 512
+
+
 def _add_headers(environ: Environ, headers: Any) -> None:
+    keys = _ENVIRON_KEYS
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = keys.get(raw_name) or _environ_key(raw_name)
         value = raw_value.decode("latin-1")
-        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
         if key in environ:
             separator = "; " if key == "HTTP_COOKIE" else ","
             value = f"{environ[key]}{separator}{value}"
         environ[key] = value
+
+
+def _environ_key(raw_name: bytes) -> str:
+    name = raw_name.decode("latin-1").upper().replace("-", "_")
+    key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+    if len(_ENVIRON_KEYS) < ENVIRON_KEYS_KEPT:
+        _ENVIRON_KEYS[raw_name] = key
+    return key
 
 
 def _latin1(text: str) -> str:

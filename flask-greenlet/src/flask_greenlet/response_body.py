@@ -38,11 +38,25 @@ class StartedResponse:
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Any:
         self.status = int(status[:3])
-        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        names = _HEADER_NAMES
+        self.headers = [(names.get(k) or _header_name(k), v.encode("latin-1")) for k, v in headers]
         return _no_write  # the legacy write() callable; Flask never uses it
 
     def message(self) -> Message:
         return {"type": "http.response.start", "status": self.status, "headers": self.headers}
+
+
+# Response header names as ASGI wants them (lower case, bytes): the app sets the same few on
+# every response, so each is encoded once; at most so many, should an app make them up.
+_HEADER_NAMES: dict[str, bytes] = {}
+HEADER_NAMES_KEPT = 512
+
+
+def _header_name(name: str) -> bytes:
+    encoded = name.lower().encode("latin-1")
+    if len(_HEADER_NAMES) < HEADER_NAMES_KEPT:
+        _HEADER_NAMES[name] = encoded
+    return encoded
 
 
 def _no_write(data: bytes) -> None:

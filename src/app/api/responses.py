@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, request
+from flask import request
+from flask_greenlet import Response  # Flask's, sent without a second pass over its headers
 from pydantic import TypeAdapter
 
 _adapters: dict[type, TypeAdapter[Any]] = {}
