@@ -7,6 +7,7 @@ a form post without a Referer (as privacy settings send it) still works.
 
 import httpx
 import pytest
+from playwright.async_api import expect
 from support.accounts import PASSWORD
 from support.browser import launched_chromium
 from support.processes import self_signed_certificate, uvicorn_serving
@@ -121,7 +122,9 @@ async def test_the_home_page_shows_posts_as_they_are_written_edited_and_deleted(
         assert (await api.post("/api/users", json=account)).status_code == 201
         token = (await api.post("/api/tokens", auth=("writer", PASSWORD))).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
-        await page.wait_for_function("document.querySelector('[data-live-stream]') !== null")
+        # Locators, not wait_for_function: its string predicate is eval'd on every poll, which
+        # this page's CSP refuses (script-src 'self', no 'unsafe-eval').
+        await page.locator("[data-live-stream]").wait_for(state="attached", timeout=5000)
         await page.wait_for_timeout(500)  # EventSource connects
         hostile = "<img src=x onerror=alert(1)> live!"
         post = (await api.post("/api/posts", json={"body": hostile}, headers=auth)).json()
@@ -134,9 +137,7 @@ async def test_the_home_page_shows_posts_as_they_are_written_edited_and_deleted(
         edit = {"body": "<b>edited</b> in place"}
         url = f"/api/posts/{post['id']}"
         assert (await api.patch(url, json=edit, headers=auth)).status_code == 200
-        await page.wait_for_function(
-            f"document.querySelector('#post-{post['id']} p').textContent === {edit['body']!r}"
-        )
+        await expect(live.locator("p")).to_have_text(edit["body"], timeout=5000)
         assert await live.locator(".edited").is_visible()
         assert await live.locator("b").count() == 0  # still text, never HTML
         assert (await api.delete(f"/api/posts/{post['id']}", headers=auth)).status_code == 204
