@@ -13,6 +13,7 @@ from scenarios import (
     WRITE,
     MemoryResult,
     RoundResults,
+    ScalingResult,
     slow_ceiling,
 )
 from stacks import OURS, REFERENCE
@@ -177,21 +178,43 @@ def memory_section(result: MemoryResult) -> tuple[str, Target]:
     return "\n".join(lines), target
 
 
-def scaling_section(results: dict[int, list[LoadResult]]) -> tuple[str, Target]:
+def scaling_section(result: ScalingResult) -> tuple[str, Target]:
     lines = [
         "| uvicorn workers | req/s per run | req/s (median) | p99 ms |",
         "| ---: | --- | ---: | ---: |",
     ]
-    for workers, runs in results.items():
+    for workers, runs in result.runs.items():
         per_run = " / ".join(f"{run.rps:.0f}" for run in runs)
         rps, p99 = median_of(runs, "rps"), median_of(runs, "p99_ms")
         lines.append(f"| {workers} | {per_run} | {rps:.0f} | {p99:.2f} |")
-    share = median_of(results[2], "rps") / median_of(results[1], "rps")
+    share = median_of(result.runs[2], "rps") / median_of(result.runs[1], "rps")
     lines.append(f"\n2 workers ÷ 1 worker: **{share:.2f}x**")
+    lines += ["", *cpu_table(result)]
     target = Target(
         f"{LIST}: 2 workers ≥ {SCALING_MIN}x 1 worker", f"{share:.2f}x", share >= SCALING_MIN
     )
     return "\n".join(lines), target
+
+
+def cpu_table(result: ScalingResult) -> list[str]:
+    """Where the cores went in each measured run, per request: what a second worker can add
+    is what the database and wrk leave of the second core."""
+    lines = [
+        "CPU during the measured runs (all processes of each kind, µs a request; the share of "
+        "the machine's cores in brackets):",
+        "",
+        "| uvicorn workers | our workers | PostgreSQL | wrk | idle |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for workers, shares in result.cpu.items():
+        for run, cpu in zip(result.runs[workers], shares, strict=True):
+            total = cpu.seconds * cpu.cores
+            cells = [
+                f"{used / run.requests * 1e6:.0f} ({used / total:.0%})"
+                for used in (cpu.server, cpu.database, cpu.load)
+            ]
+            lines.append(f"| {workers} | {' | '.join(cells)} | {cpu.idle / total:.0%} |")
+    return lines
 
 
 def targets_table(targets: list[Target]) -> str:

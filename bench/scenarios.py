@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import databases
+from cpu import CpuMeter, CpuShares
 from integrity import WriteAudit, audit_writes
 from load import LoadResult, run_wrk
 from payloads import Answer, capture
@@ -164,14 +165,26 @@ def _forever(items: Iterable[str]) -> Iterable[str]:
         yield from items
 
 
-def scaling(bench: Bench, progress: Callable[[str], None]) -> dict[int, list[LoadResult]]:
-    """GET /api/posts on our app with 1 and 2 uvicorn workers; nothing pinned, wrk included."""
+@dataclass
+class ScalingResult:
+    runs: dict[int, list[LoadResult]] = field(default_factory=lambda: {1: [], 2: []})
+    cpu: dict[int, list[CpuShares]] = field(default_factory=lambda: {1: [], 2: []})
+
+
+def scaling(bench: Bench, progress: Callable[[str], None]) -> ScalingResult:
+    """GET /api/posts on our app with 1 and 2 uvicorn workers; nothing pinned, wrk included.
+    Where the CPU went during each measured run is kept beside it."""
     stack = STACKS_BY_NAME[OURS]
-    results: dict[int, list[LoadResult]] = {1: [], 2: []}
+    results = ScalingResult()
     for _ in range(bench.plan.scaling_repeats):
         for workers in (1, 2):
             progress(f"scaling: {workers} worker(s)")
             with bench.server(stack, workers=workers, pinned=False) as server:
                 bench.load(server, LIST, bench.plan.warmup_seconds, pinned=False)
-                results[workers].append(bench.load(server, LIST, bench.plan.seconds, pinned=False))
+                meter = CpuMeter(server.pid)
+                meter.start()
+                results.runs[workers].append(
+                    bench.load(server, LIST, bench.plan.seconds, pinned=False)
+                )
+                results.cpu[workers].append(meter.stop())
     return results

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -114,3 +115,27 @@ def test_a_baseline_saved_from_one_round_judges_nothing(tmp_path):
     baseline.save(saved, "quick", baseline.metrics_of(wrk_runs([1300], [1000])))
     (found,) = baseline.compare(baseline.load(saved), baseline.metrics_of(wrk_runs([500], [1000])))
     assert not found.judged and not found.dropped
+
+
+def test_the_cpu_meter_counts_the_servers_session_and_the_load_apart():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        cpu = load_bench_module("cpu")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < {}: pass\n"
+    server = subprocess.Popen(
+        [sys.executable, "-c", burn.format(0.6) + "time.sleep(30)"], start_new_session=True
+    )
+    try:
+        meter = cpu.CpuMeter(server.pid)
+        meter.start()
+        subprocess.run([sys.executable, "-c", burn.format(0.3)], check=True, timeout=30)
+        time.sleep(1.0)  # the server's burn ends meanwhile
+        shares = meter.stop()
+    finally:
+        server.kill()
+        server.wait()
+    assert 0.4 <= shares.server <= 0.8
+    assert 0.25 <= shares.load <= 0.6  # the child's burn, and its interpreter's start
+    assert shares.idle <= shares.seconds * shares.cores
