@@ -1,6 +1,7 @@
 """What one request costs our app, in CPU instructions: stable where wall-clock times are not.
 
-Usage: ``python bench/cost.py [--check bench/cost-baseline.json] [--save FILE]``.
+Usage: ``python bench/cost.py [--check bench/cost-baseline.json] [--save FILE]
+[--peer fastapi_fast]``.
 
 Each endpoint's requests are sent in process, one after another, straight to the ASGI app that
 uvicorn would serve (request ids, load shedding, the bridge, Flask, SQLAlchemy, asyncpg to a
@@ -8,13 +9,16 @@ real PostgreSQL), under valgrind's instruction counter. Two runs per endpoint, w
 many requests, share everything else (imports, startup, warm-up), so their difference divided
 by the extra requests is the instructions of one request in our process. The database server's
 own work is another process and is not counted. ``--check`` fails (exit 1) when an endpoint
-costs more than 10 % above the baseline's figure.
+costs more than 10 % above the baseline's figure. ``--peer`` counts a peer of ``peers/`` the
+same way, on the same database (its instructions ÷ ours: what our throughput should be against
+it where the CPU of the server is what runs out, without a wall clock's noise).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -35,21 +39,26 @@ ENDPOINTS = {
     "POST /api/posts": ("POST", "/api/posts", b"", b'{"body": "a post from the cost check"}'),
 }
 WARMUP, FEW, MANY = 50, 20, 220
+OURS = "microblog"
 RISE_ALLOWED = 0.10
 
 
 # --- the inner run: N requests to one endpoint, in this process --------------------------
 
 
-def serve_requests(endpoint: str, count: int) -> None:
-    """Start the app on its ASGI lifespan, warm up, send ``count`` requests, stop."""
-    sys.path.insert(0, str(REPO / "src"))
+def serve_requests(endpoint: str, count: int, stack: str = OURS) -> None:
+    """Start the app (or a peer) on its ASGI lifespan, warm up, send ``count`` requests, stop."""
     import uvloop  # what uvicorn runs the app on (--loop uvloop)
 
-    from app import create_asgi_app
-    from app.config import Settings
+    if stack == OURS:
+        sys.path.insert(0, str(REPO / "src"))
+        from app import create_asgi_app
+        from app.config import Settings
 
-    app = create_asgi_app(Settings())  # from the environment the outer run sets
+        app = create_asgi_app(Settings())  # from the environment the outer run sets
+    else:
+        sys.path.insert(0, str(REPO / "bench" / "peers"))
+        app = importlib.import_module(stack).app
     uvloop.run(_drive(app, endpoint, count))
 
 
@@ -128,13 +137,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", type=Path, help="a baseline JSON to compare against")
     parser.add_argument("--save", type=Path, help="write the figures as JSON here")
-    parser.add_argument("--serve", nargs=2, metavar=("ENDPOINT", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--peer", help="also count a peer of bench/peers, e.g. fastapi_fast")
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("ENDPOINT", "COUNT", "STACK"), help=argparse.SUPPRESS
+    )
     options = parser.parse_args()
     if options.serve:
-        serve_requests(options.serve[0], int(options.serve[1]))
+        serve_requests(options.serve[0], int(options.serve[1]), options.serve[2])
         return 0
-    figures = measure()
+    stacks = [OURS] + ([options.peer] if options.peer else [])
+    counted = measure(stacks)
+    figures = counted[OURS]
     print(render(figures, _load(options.check)))
+    if options.peer:
+        print()
+        print(render_peer(figures, counted[options.peer], options.peer))
     if options.save:
         options.save.write_text(json.dumps(figures, indent=2) + "\n")
     if options.check:
@@ -145,28 +162,31 @@ def main() -> int:
     return 0
 
 
-def measure() -> dict[str, int]:
-    """Instructions per request, for each endpoint."""
+def measure(stacks: list[str]) -> dict[str, dict[str, int]]:
+    """Instructions per request, for each stack and endpoint."""
     token = secrets.token_urlsafe(32)
     env = _environment(token)
     asyncio.run(_create_database(env["DATABASE_URL"], token))
     try:
-        return {endpoint: _per_request(endpoint, env) for endpoint in ENDPOINTS}
+        return {
+            stack: {endpoint: _per_request(endpoint, env, stack) for endpoint in ENDPOINTS}
+            for stack in stacks
+        }
     finally:
         asyncio.run(_drop_database())
 
 
-def _per_request(endpoint: str, env: dict[str, str]) -> int:
-    few, many = (_instructions(endpoint, count, env) for count in (FEW, MANY))
+def _per_request(endpoint: str, env: dict[str, str], stack: str) -> int:
+    few, many = (_instructions(endpoint, count, env, stack) for count in (FEW, MANY))
     return round((many - few) / (MANY - FEW))
 
 
-def _instructions(endpoint: str, count: int, env: dict[str, str]) -> int:
+def _instructions(endpoint: str, count: int, env: dict[str, str], stack: str) -> int:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "cachegrind.out"
         command = [
             "valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}",
-            sys.executable, __file__, "--serve", endpoint, str(count),
+            sys.executable, __file__, "--serve", endpoint, str(count), stack,
         ]  # fmt: skip
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
@@ -267,6 +287,18 @@ def render(figures: dict[str, int], baseline: dict[str, int]) -> str:
         was = baseline.get(endpoint)
         change = f"{count / was - 1:+.1%}" if was else ""
         lines.append(f"| {endpoint} | {count:,} | {f'{was:,}' if was else ''} | {change} |")
+    return "\n".join(lines)
+
+
+def render_peer(ours: dict[str, int], theirs: dict[str, int], peer: str) -> str:
+    lines = [
+        f"| endpoint | ours | {peer} | {peer} ÷ ours |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for endpoint, count in ours.items():
+        lines.append(
+            f"| {endpoint} | {count:,} | {theirs[endpoint]:,} | {theirs[endpoint] / count:.2f}x |"
+        )
     return "\n".join(lines)
 
 
