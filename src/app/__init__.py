@@ -49,9 +49,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> AsyncFlask
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from . import api, auth, cli, health, main, security
-    from .auth.sessions import BrowserSessionInterface, login_manager, session_lifetimes
+    from .auth.sessions import BrowserSessionInterface, init_login, session_lifetimes
 
-    login_manager.init_app(app)
+    init_login(app)
     app.config.update(session_lifetimes(settings.session_hours, settings.remember_days))
     from .errors import register_error_handlers
 

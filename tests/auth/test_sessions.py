@@ -177,3 +177,12 @@ async def test_the_api_refuses_a_wrong_current_password_or_a_weak_new_one(client
     response = await client.put("/api/users/me/password", json=weak, headers=alice.auth)
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "new_password"
     assert (await client.get("/api/posts", headers=alice.auth)).status_code == 200
+
+
+
+def test_flask_logins_cookie_hook_runs_on_the_sign_in_pages_only(app):
+    # It sets or clears Flask-Login's remember cookie, which only the sign-in views can ask
+    # for; app-wide it ran, with nothing to do, on every API request.
+    hook = app.login_manager._update_remember_cookie
+    assert hook not in app.after_request_funcs[None]
+    assert hook in app.after_request_funcs["auth"]
