@@ -162,14 +162,21 @@ def main() -> int:
     return 0
 
 
-def measure(stacks: list[str]) -> dict[str, dict[str, int]]:
-    """Instructions per request, for each stack and endpoint."""
+def measure(
+    stacks: list[str],
+    endpoints: tuple[str, ...] = tuple(ENDPOINTS),
+    import_from: Path | None = None,
+) -> dict[str, dict[str, int]]:
+    """Instructions per request, for each stack and endpoint; a stack is ours, a module of
+    ``peers/``, or one of ``import_from``."""
     token = secrets.token_urlsafe(32)
     env = _environment(token)
+    if import_from is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(import_from), env.get("PYTHONPATH")]))
     asyncio.run(_create_database(env["DATABASE_URL"], token))
     try:
         return {
-            stack: {endpoint: _per_request(endpoint, env, stack) for endpoint in ENDPOINTS}
+            stack: {endpoint: _per_request(endpoint, env, stack) for endpoint in endpoints}
             for stack in stacks
         }
     finally:

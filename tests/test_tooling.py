@@ -70,6 +70,19 @@ def test_the_committed_cost_baseline_names_every_hot_endpoint():
     assert all(isinstance(count, int) and count > 100_000 for count in baseline.values())
 
 
+def test_the_breakdown_has_a_module_for_every_variant_and_subtracts_the_named_row():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        breakdown = load_bench_module("breakdown")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    variants = set(breakdown.VARIANTS) - {"microblog"}
+    assert {path.stem for path in (ROOT / "bench" / "breakdown").glob("b_*.py")} == variants
+    counted = dict.fromkeys(breakdown.VARIANTS, 500_000) | {"microblog": 800_000}
+    table = breakdown.render(counted)
+    assert "| a connection turn, no statement (`b_turn_only`) | 500,000 | 300,000 |" in table
+
+
 def load_bench_baseline():
     sys.path.insert(0, str(ROOT / "bench"))  # it imports its neighbours as the bench runs them
     try:

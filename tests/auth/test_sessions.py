@@ -179,7 +179,6 @@ async def test_the_api_refuses_a_wrong_current_password_or_a_weak_new_one(client
     assert (await client.get("/api/posts", headers=alice.auth)).status_code == 200
 
 
-
 def test_flask_logins_cookie_hook_runs_on_the_sign_in_pages_only(app):
     # It sets or clears Flask-Login's remember cookie, which only the sign-in views can ask
     # for; app-wide it ran, with nothing to do, on every API request.

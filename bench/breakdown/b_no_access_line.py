@@ -1,0 +1,6 @@
+"""The access line not written."""
+
+from _served import served
+
+served._app.access_log = False
+app = served
