@@ -47,7 +47,10 @@ async def create_post(request: Request) -> JSONResponse:
         if body is None:
             return problem(422)
         post_id, created_at, _ = await conn.fetchrow(INSERT_AND_NOTIFY, body, user["id"], CHANNEL)
-    post = {"id": post_id, "body": body, "author": user["username"], "created_at": created_at}
+    post = {
+        "id": post_id, "body": body, "author": user["username"], "created_at": created_at,
+        "edited_at": None,
+    }  # fmt: skip
     return JSONResponse(post_json(post), 201)
 
 
