@@ -71,11 +71,7 @@ def test_the_committed_cost_baseline_names_every_hot_endpoint():
 
 
 def test_the_breakdown_has_a_module_for_every_variant_and_subtracts_the_named_row():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        breakdown = load_bench_module("breakdown")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    breakdown = load_bench_module_with_neighbours("breakdown")
     variants = set(breakdown.VARIANTS) - {"microblog"}
     assert {path.stem for path in (ROOT / "bench" / "breakdown").glob("b_*.py")} == variants
     counted = dict.fromkeys(breakdown.VARIANTS, 500_000) | {"microblog": 800_000}
@@ -83,12 +79,16 @@ def test_the_breakdown_has_a_module_for_every_variant_and_subtracts_the_named_ro
     assert "| a connection turn, no statement (`b_turn_only`) | 500,000 | 300,000 |" in table
 
 
-def load_bench_baseline():
+def load_bench_module_with_neighbours(name):
     sys.path.insert(0, str(ROOT / "bench"))  # it imports its neighbours as the bench runs them
     try:
-        return load_bench_module("baseline")
+        return load_bench_module(name)
     finally:
         sys.path.remove(str(ROOT / "bench"))
+
+
+def load_bench_baseline():
+    return load_bench_module_with_neighbours("baseline")
 
 
 def wrk_runs(ours, fastapi_fast):
@@ -131,11 +131,7 @@ def test_a_baseline_saved_from_one_round_judges_nothing(tmp_path):
 
 
 def test_the_cpu_meter_counts_the_servers_session_and_the_load_apart():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        cpu = load_bench_module("cpu")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    cpu = load_bench_module_with_neighbours("cpu")
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < {}: pass\n"
     server = subprocess.Popen(
         [sys.executable, "-c", burn.format(0.6) + "time.sleep(30)"], start_new_session=True
